@@ -1,0 +1,55 @@
+# Quick start: `make demo` and `make test` on a fresh machine with Python 3.11+ and make.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && echo $$p && break; done)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DEMO := data/demo
+
+.PHONY: venv demo test lint typecheck pytest openapi bench lock clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11+ is needed (python3.11, python3.12 or python3)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO)
+	$(VENV)/bin/totesys generate --out $(DEMO)/ingestion --orders 5000 --updates 6 --seed 7
+	$(VENV)/bin/totesys run --ingestion $(DEMO)/ingestion --processed $(DEMO)/processed
+	@echo "--- a second run over the same files commits nothing:"
+	$(VENV)/bin/totesys run --ingestion $(DEMO)/ingestion --processed $(DEMO)/processed
+	$(VENV)/bin/totesys tables --processed $(DEMO)/processed
+	$(VENV)/bin/totesys history 2 --processed $(DEMO)/processed
+	$(VENV)/bin/totesys current --processed $(DEMO)/processed --limit 5
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+test: lint typecheck pytest
+
+openapi: $(STAMP)
+	$(PY) -m service.api.openapi_export openapi/openapi.json
+
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+# Refresh the pinned versions (dev constraints and the Lambda image's runtime requirements).
+lock:
+	rm -rf /tmp/totesys-lock && $(PYTHON) -m venv /tmp/totesys-lock
+	/tmp/totesys-lock/bin/pip install --quiet . && /tmp/totesys-lock/bin/pip freeze --exclude totesys-transform > requirements-lambda.txt
+	/tmp/totesys-lock/bin/pip install --quiet '.[dev]' && /tmp/totesys-lock/bin/pip freeze --exclude totesys-transform > constraints.txt
+
+clean:
+	rm -rf $(VENV) data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,248 @@
+"""The `totesys` command: generate data, run the pipeline, query history and tables.
+
+Results go to stdout (a table, or JSON with --json); progress and logs go to stderr. Errors are
+one clear line; the detail is in the log (`--verbose` shows it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from service import queries
+from service.lake import Lake
+from service.lease import LeaseBusy
+from service.pipeline import Pipeline
+from service.settings import Settings
+from service.storage import open_storage
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("totesys.cli")
+
+IngestionOpt = Annotated[
+    str | None,
+    typer.Option("--ingestion", help="Ingestion root (folder or s3://); env TOTESYS_INGESTION_URI"),
+]
+ProcessedOpt = Annotated[
+    str | None,
+    typer.Option("--processed", help="Processed root (folder or s3://); env TOTESYS_PROCESSED_URI"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout")]
+VersionOpt = Annotated[
+    int | None, typer.Option("--version", help="Read the fact table at this Delta version")
+]
+
+
+def _settings(ingestion: str | None = None, processed: str | None = None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if ingestion:
+        overrides["ingestion_uri"] = ingestion
+    if processed:
+        overrides["processed_uri"] = processed
+    return Settings(**overrides)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, default=_json_default, indent=2) + "\n")
+
+
+def _print_frame(frame: pl.DataFrame, title: str) -> None:
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(column)
+    for row in frame.iter_rows():
+        table.add_row(*["" if v is None else str(v) for v in row])
+    out.print(table)
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def generate(
+    out_dir: Annotated[str, typer.Option("--out", help="Ingestion root to write (folder or s3://)")],
+    orders: Annotated[int, typer.Option(help="Sales orders in the baseline")] = 2000,
+    updates: Annotated[int, typer.Option(help="Update batches after the baseline")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files)")] = 42,
+) -> None:
+    """Write a synthetic Totesys ingestion tree: a baseline, then update batches."""
+    from service.synthetic import SyntheticManifest, iter_ingestion_files
+
+    storage = open_storage(out_dir)
+    manifest = SyntheticManifest(files=[])
+    written = 0
+    with err.status("generating…"):
+        for key, content in iter_ingestion_files(
+            orders=orders, updates=updates, seed=seed, manifest=manifest
+        ):
+            storage.write(key, content)
+            written += len(content)
+    err.print(
+        f"wrote {len(manifest.files)} files ({written / 1e6:.1f} MB) to {storage.uri}: "
+        f"{manifest.orders_created} orders, {manifest.order_versions} versions, "
+        f"{len(manifest.deleted_order_ids)} deleted"
+    )
+
+
+@app.command()
+def run(
+    ingestion: IngestionOpt = None,
+    processed: ProcessedOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply every pending ingestion file to the Delta tables."""
+    settings = _settings(ingestion, processed)
+    pipeline = Pipeline.from_settings(settings)
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} files"), TimeElapsedColumn()]
+    try:
+        with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task("planning", total=None)
+
+            def progress(message: str, done: int, total: int) -> None:
+                bar.update(task, description=message, completed=done, total=total)
+
+            summary = pipeline.run(trigger="cli", progress=progress)
+    except LeaseBusy as exc:
+        _fail(f"{exc}; its files will be applied by that run or the next one")
+        return
+    except Exception as exc:
+        log.exception("run failed")
+        _fail(f"run failed: {type(exc).__name__}: {exc}")
+        return
+    result = summary.to_dict()
+    if as_json:
+        _print_json(result)
+        return
+    out.print(
+        f"run [bold]{summary.run_id}[/bold]: {result['files_applied']} files applied, "
+        f"{result['files_rejected']} rejected, {result['files_skipped']} skipped"
+    )
+    if not summary.files:
+        out.print("nothing to do: no pending files")
+    for table, rows in sorted(summary.rows_written.items()):
+        out.print(f"  {table:<32} {rows:>10,} rows written")
+    for item in result["rejected_content"]:
+        out.print(f"[yellow]rejected content[/yellow] {item['key']}: {item['reason']}")
+        for problem in item["problems"][:5]:
+            out.print(
+                f"    record {problem['record_number']} field {problem['field']}: "
+                f"{problem['reason']}"
+            )
+    for warning in summary.warnings:
+        out.print(f"[yellow]warning[/yellow] {warning}")
+
+
+@app.command()
+def history(
+    sales_order_id: int,
+    processed: ProcessedOpt = None,
+    version: VersionOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every version of one sale, deletion included."""
+    lake = Lake(open_storage(_settings(processed=processed).processed_uri))
+    try:
+        rows = queries.sale_history(lake, sales_order_id, version)
+    except queries.NoSuchVersion as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        _print_json({"sales_order_id": sales_order_id, "versions": rows.to_dicts()})
+        return
+    if rows.is_empty():
+        _fail(f"no sales order {sales_order_id}")
+    _print_frame(
+        rows.select(
+            "sales_record_id", "change_type", "last_updated", "units_sold", "unit_price",
+            "agreed_delivery_date", "agreed_payment_date", "source_file",
+        ),
+        f"sales order {sales_order_id}",
+    )
+
+
+@app.command()
+def current(
+    processed: ProcessedOpt = None,
+    as_of: Annotated[
+        datetime | None, typer.Option("--as-of", help="Business time (ISO), naive UTC")
+    ] = None,
+    version: VersionOpt = None,
+    limit: Annotated[int, typer.Option(help="Rows to print (the table view)")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """The current state of every sale (latest version unless deleted), or as of a time."""
+    lake = Lake(open_storage(_settings(processed=processed).processed_uri))
+    try:
+        rows = queries.current_sales(lake, as_of=as_of, version=version)
+    except queries.NoSuchVersion as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        _print_json({"as_of": as_of, "count": rows.height, "sales": rows.to_dicts()})
+        return
+    _print_frame(rows.head(limit).select(rows.columns[:12]), f"{rows.height:,} live sales")
+
+
+@app.command()
+def tables(
+    processed: ProcessedOpt = None,
+    version: Annotated[
+        int | None, typer.Option("--version", help="Show each table as of this Delta version")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Each table: Delta version, rows, last commit."""
+    lake = Lake(open_storage(_settings(processed=processed).processed_uri))
+    try:
+        infos = queries.table_infos(lake, version)
+    except queries.NoSuchVersion as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        _print_json([info.__dict__ for info in infos])
+        return
+    table = Table(title=f"tables under {lake.storage.uri}")
+    for column in ("table", "path", "version", "rows", "last commit", "operation"):
+        table.add_column(column)
+    for info in infos:
+        table.add_row(
+            info.name, info.path, str(info.version), f"{info.rows:,}",
+            info.last_commit.isoformat(timespec="seconds") if info.last_commit else "",
+            info.last_operation or "",
+        )
+    out.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,216 @@
+"""The Delta tables under the processed root: names ↔ paths, read, append, merge, history.
+
+Every write carries the run id in its commit metadata, so a table's history says which run made
+each version. Writers are serialised by the run lease (service/lease.py); readers never block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from service.storage import Storage
+from transforms import schemas
+
+# Public tables (API and CLI names) and the internal state tables, with their paths.
+TABLE_PATHS: dict[str, str] = {
+    "fact_sales_order": "fact/sales_order",
+    "dim_date": "dimension/date",
+    "dim_staff": "dimension/staff",
+    "dim_location": "dimension/location",
+    "dim_design": "dimension/design",
+    "dim_currency": "dimension/currency",
+    "dim_counterparty": "dimension/counterparty",
+}
+STATE_PATHS: dict[str, str] = {
+    "ledger": "_state/ledger",
+    "rejects": "_state/rejects",
+    "runs": "_state/runs",
+    **{f"source_{t}": f"_state/source/{t}" for t in schemas.SOURCE_TABLES if t != "sales_order"},
+}
+ALL_PATHS = {**TABLE_PATHS, **STATE_PATHS}
+
+TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "fact_sales_order": schemas.FACT_SALES_ORDER,
+    "dim_date": schemas.DIM_DATE,
+    "dim_staff": schemas.DIM_STAFF,
+    "dim_location": schemas.DIM_LOCATION,
+    "dim_design": schemas.DIM_DESIGN,
+    "dim_currency": schemas.DIM_CURRENCY,
+    "dim_counterparty": schemas.DIM_COUNTERPARTY,
+}
+
+
+class UnknownTable(KeyError):
+    pass
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    path: str
+    version: int
+    rows: int
+    last_commit: datetime | None
+    last_operation: str | None
+
+
+def _commit(run_id: str | None, operation: str) -> CommitProperties:
+    metadata = {"totesys.operation": operation}
+    if run_id:
+        metadata["totesys.run_id"] = run_id
+    return CommitProperties(custom_metadata=metadata)
+
+
+class Lake:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.options = storage.delta_storage_options()
+
+    # -- names --------------------------------------------------------------------------------
+    def uri(self, name: str) -> str:
+        try:
+            return self.storage.child_uri(ALL_PATHS[name])
+        except KeyError:
+            raise UnknownTable(name) from None
+
+    def table(self, name: str, version: int | None = None) -> DeltaTable | None:
+        try:
+            return DeltaTable(self.uri(name), version=version, storage_options=self.options)
+        except TableNotFoundError:
+            return None
+
+    def exists(self, name: str) -> bool:
+        return DeltaTable.is_deltatable(self.uri(name), storage_options=self.options)
+
+    # -- reads --------------------------------------------------------------------------------
+    def scan(self, name: str, version: int | datetime | None = None) -> pl.LazyFrame | None:
+        """A lazy frame of the table (at a version or commit time), or None if it doesn't exist."""
+        if not self.exists(name):
+            return None
+        return pl.scan_delta(self.uri(name), version=version, storage_options=self.options)
+
+    def read(
+        self,
+        name: str,
+        columns: list[str] | None = None,
+        version: int | datetime | None = None,
+        where: pl.Expr | None = None,
+    ) -> pl.DataFrame | None:
+        lf = self.scan(name, version)
+        if lf is None:
+            return None
+        if where is not None:
+            lf = lf.filter(where)
+        if columns is not None:
+            lf = lf.select(columns)
+        return lf.collect()
+
+    def _column_stat(self, name: str, column: str, stat: str) -> Any:
+        dt = self.table(name)
+        if dt is None:
+            return None
+        actions = pl.DataFrame(dt.get_add_actions(flatten=True))
+        field = f"{stat}.{column}"
+        if actions.is_empty() or field not in actions.columns:
+            return None
+        values = actions[field]
+        return values.max() if stat == "max" else values.min()
+
+    def column_max(self, name: str, column: str) -> Any:
+        """Max of a column from the Delta file statistics: cost grows with files, not rows."""
+        return self._column_stat(name, column, "max")
+
+    def column_min(self, name: str, column: str) -> Any:
+        return self._column_stat(name, column, "min")
+
+    # -- writes -------------------------------------------------------------------------------
+    def append(self, name: str, frame: pl.DataFrame, run_id: str | None) -> int:
+        if frame.is_empty():
+            return 0
+        write_deltalake(
+            self.uri(name),
+            frame.to_arrow(),
+            mode="append",
+            storage_options=self.options,
+            commit_properties=_commit(run_id, "append"),
+        )
+        return frame.height
+
+    def replace_where(self, name: str, frame: pl.DataFrame, predicate: str, run_id: str | None) -> None:
+        """Replace the rows matching a SQL predicate with `frame` in one commit."""
+        if not self.exists(name):
+            self.append(name, frame, run_id)
+            return
+        write_deltalake(
+            self.uri(name),
+            frame.to_arrow(),
+            mode="overwrite",
+            predicate=predicate,
+            storage_options=self.options,
+            commit_properties=_commit(run_id, "replace_where"),
+        )
+
+    def upsert(
+        self,
+        name: str,
+        frame: pl.DataFrame,
+        keys: list[str],
+        run_id: str | None,
+        update_when: str | None = None,
+        insert_only: bool = False,
+    ) -> dict[str, int]:
+        """MERGE `frame` into the table on `keys`: update matched rows (when `update_when`, a SQL
+        predicate over s.* and t.*, holds), insert the rest. Creates the table if needed."""
+        if frame.is_empty():
+            return {"inserted": 0, "updated": 0}
+        if not self.exists(name):
+            self.append(name, frame, run_id)
+            return {"inserted": frame.height, "updated": 0}
+        dt = self.table(name)
+        assert dt is not None
+        on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+        merger = dt.merge(
+            frame.to_arrow(),
+            predicate=on,
+            source_alias="s",
+            target_alias="t",
+            commit_properties=_commit(run_id, "merge"),
+        )
+        if not insert_only:
+            merger = merger.when_matched_update_all(predicate=update_when)
+        metrics = merger.when_not_matched_insert_all().execute()
+        return {
+            "inserted": int(metrics.get("num_target_rows_inserted", 0)),
+            "updated": int(metrics.get("num_target_rows_updated", 0)),
+        }
+
+    # -- inspection ---------------------------------------------------------------------------
+    def info(self, name: str, version: int | None = None) -> TableInfo | None:
+        dt = self.table(name, version)
+        if dt is None:
+            return None
+        history = dt.history(1)
+        last = history[0] if history else {}
+        ts = last.get("timestamp")
+        actions = pl.DataFrame(dt.get_add_actions(flatten=True))
+        rows = int(actions["num_records"].sum()) if not actions.is_empty() else 0
+        return TableInfo(
+            name=name,
+            path=ALL_PATHS[name],
+            version=dt.version(),
+            rows=rows,
+            last_commit=datetime.fromtimestamp(ts / 1000, UTC) if ts else None,
+            last_operation=last.get("operation"),
+        )
+
+    def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+        dt = self.table(name)
+        if dt is None:
+            raise UnknownTable(name)
+        return list(dt.history(limit))

@@ -1,0 +1,53 @@
+"""The one settings object: every field comes from an environment variable `TOTESYS_<FIELD>`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TOTESYS_", extra="ignore")
+
+    ingestion_uri: str = Field(
+        "data/ingestion",
+        description="Where ingestion files land: a local folder or s3://bucket/prefix. "
+        "Files are read from its baseline/ and updated/ prefixes and never modified.",
+    )
+    processed_uri: str = Field(
+        "data/processed",
+        description="Root of the Delta tables (fact/, dimension/, _state/): a local folder or "
+        "s3://bucket/prefix.",
+    )
+    api_token: str | None = Field(
+        None,
+        description="Bearer token the control plane accepts. Unset: only IAM (API Gateway) "
+        "protects the API, and `totesys serve` binds to loopback only.",
+    )
+    batch_max_bytes: int = Field(
+        512 * 1024 * 1024,
+        description="Raw JSON bytes applied in one batch (one commit per table); larger runs "
+        "are split into several batches so memory stays bounded.",
+    )
+    lease_seconds: int = Field(
+        900,
+        description="How long a run's lease on the processed root lasts before another run may "
+        "take it over (a crashed run's lease expires). Lambda's limit is 900 s.",
+    )
+    lease_wait_seconds: float = Field(
+        120.0,
+        description="How long a run waits for another run's lease before giving up; the files "
+        "stay pending for the next run.",
+    )
+    retention_days: int = Field(
+        30,
+        description="Time-travel window kept by `totesys maintain`: vacuum never removes files "
+        "a version inside this window needs.",
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

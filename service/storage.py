@@ -1,0 +1,228 @@
+"""The only place that knows a local folder from `s3://bucket/prefix`.
+
+Everything else names objects by keys relative to a root (`baseline/x.json`,
+`_state/lease/00000000000000000001.json`) and asks this module for a Delta table URI and the
+storage options delta-rs needs for it.
+
+S3 settings come from the standard AWS environment: credentials, `AWS_REGION` /
+`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL` (an S3-compatible store such as moto or SeaweedFS) and
+`AWS_ALLOW_HTTP` (plain HTTP to a loopback store). boto3 reads the ingestion objects; delta-rs does
+its own HTTP for the tables, so both are given the same endpoint here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str  # relative to the storage root, with forward slashes
+    size: int
+    modified: datetime
+
+
+class StorageError(RuntimeError):
+    """Storage could not be reached or answered with an error after retries."""
+
+
+class Storage(Protocol):
+    uri: str
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+    def read(self, key: str) -> bytes: ...
+    def write(self, key: str, data: bytes) -> None: ...
+    def put_if_absent(self, key: str, data: bytes) -> bool: ...
+    def delete(self, key: str) -> None: ...
+    def exists(self, key: str) -> bool: ...
+    def child_uri(self, key: str) -> str: ...
+    def delta_storage_options(self) -> dict[str, str]: ...
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+class LocalStorage:
+    """A folder on this machine. Writes go through a temporary file and a rename."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key.lstrip("/")).resolve()
+        if path != self.root and self.root not in path.parents:
+            raise ValueError(f"key {key!r} escapes the storage root {self.uri}")
+        return path
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.exists():
+            return
+        start = base if base.is_dir() else base.parent
+        for path in sorted(start.rglob("*")):
+            if not path.is_file() or path.name.startswith(".tmp-"):
+                continue
+            key = path.relative_to(self.root).as_posix()
+            if key.startswith(prefix.lstrip("/")):
+                stat = path.stat()
+                yield ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    def read(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+        tmp.write_bytes(data)
+        try:
+            os.link(tmp, path)  # atomic create-if-absent with the full content in place
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def child_uri(self, key: str) -> str:
+        return str(self._path(key))
+
+    def delta_storage_options(self) -> dict[str, str]:
+        return {}
+
+
+def _s3_endpoint() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+class S3Storage:
+    """A bucket and prefix in S3 (or an S3-compatible store named by AWS_ENDPOINT_URL)."""
+
+    def __init__(self, uri: str) -> None:
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise ValueError(f"not an s3://bucket/prefix URI: {uri!r}")
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        self.uri = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            # Standard retry mode retries throttling, 5xx and connection errors with backoff.
+            config = Config(retries={"max_attempts": 8, "mode": "standard"})
+            self._client = boto3.client("s3", endpoint_url=_s3_endpoint(), config=config)
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return _join(self.prefix, key)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        full = _join(self.prefix, prefix) if prefix else (self.prefix + "/" if self.prefix else "")
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(obj["Key"][strip:], obj["Size"], obj["LastModified"])
+        except Exception as exc:  # botocore raises many types; one clear error for callers
+            raise StorageError(f"listing s3://{self.bucket}/{full} failed: {exc}") from exc
+
+    def read(self, key: str) -> bytes:
+        try:
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=self._key(key))[
+                "Body"
+            ].read()
+        except Exception as exc:
+            raise StorageError(f"reading s3://{self.bucket}/{self._key(key)} failed: {exc}") from exc
+        return body
+
+    def write(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*"
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in {"PreconditionFailed", "ConditionalRequestConflict"} or status in {
+                409,
+                412,
+            }:
+                return False
+            raise
+        return True
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return False
+            raise
+        return True
+
+    def child_uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def delta_storage_options(self) -> dict[str, str]:
+        # delta-rs commits a version with a conditional PUT (If-None-Match: *): no DynamoDB lock.
+        options = {"conditional_put": "etag"}
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if region:
+            options["AWS_REGION"] = region
+        endpoint = _s3_endpoint()
+        if endpoint:
+            options["AWS_ENDPOINT_URL"] = endpoint
+            options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false"
+        if os.environ.get("AWS_ALLOW_HTTP", "").lower() in {"1", "true", "yes"} or (
+            endpoint or ""
+        ).startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            if os.environ.get(name):
+                options[name] = os.environ[name]
+        return options
+
+
+def open_storage(uri: str) -> Storage:
+    """A Storage for a local path or an s3:// URI."""
+    if uri.startswith("s3://"):
+        return S3Storage(uri)
+    if "://" in uri and not uri.startswith("file://"):
+        raise ValueError(f"unsupported storage URI {uri!r}: use a local path or s3://bucket/prefix")
+    return LocalStorage(uri.removeprefix("file://"))
