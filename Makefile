@@ -18,14 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	rm -rf $(DEMO)
-	$(VENV)/bin/totesys generate --out $(DEMO)/ingestion --orders 5000 --updates 6 --seed 7
-	$(VENV)/bin/totesys run --ingestion $(DEMO)/ingestion --processed $(DEMO)/processed
-	@echo "--- a second run over the same files commits nothing:"
-	$(VENV)/bin/totesys run --ingestion $(DEMO)/ingestion --processed $(DEMO)/processed
-	$(VENV)/bin/totesys tables --processed $(DEMO)/processed
-	$(VENV)/bin/totesys history 2 --processed $(DEMO)/processed
-	$(VENV)/bin/totesys current --processed $(DEMO)/processed --limit 5
+	$(PY) -m service.demo --root $(DEMO)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
