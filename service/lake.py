@@ -195,8 +195,9 @@ class Lake:
         dt = self.table(name, version)
         if dt is None:
             return None
-        history = dt.history(1)
-        last = history[0] if history else {}
+        # the commit that made the loaded version (history lists newest first)
+        entries = dt.history(1) if version is None else dt.history()
+        last = next((h for h in entries if h.get("version") == dt.version()), {})
         ts = last.get("timestamp")
         actions = pl.DataFrame(dt.get_add_actions(flatten=True))
         rows = int(actions["num_records"].sum()) if not actions.is_empty() else 0

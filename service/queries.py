@@ -3,12 +3,16 @@ every sale as of a business time; each also at a Delta version (time travel)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal as DecimalValue
+from typing import Any
 
 import polars as pl
 
-from service.lake import TABLE_PATHS, Lake, TableInfo
+from service.lake import TABLE_PATHS, TABLE_SCHEMAS, Lake, TableInfo, UnknownTable
 from transforms import fact_sales_order as fact
 from transforms.schemas import FACT_SALES_ORDER
 
@@ -69,12 +73,151 @@ def table_infos(lake: Lake, version: int | None = None) -> list[TableInfo]:
     """Each public table's Delta version, row count and last commit (at `version` if given)."""
     infos = []
     for name in TABLE_PATHS:
-        try:
-            info = lake.info(name, version)
-        except Exception as exc:  # a version the table doesn't have
-            if version is None:
-                raise
-            raise NoSuchVersion(f"{name} has no version {version}") from exc
+        if version is not None:
+            latest = lake.table(name)
+            if latest is None or version > latest.version():
+                continue  # this table has not reached that version
+        info = lake.info(name, version)
         if info is not None:
             infos.append(info)
+    if version is not None and not infos:
+        raise NoSuchVersion(f"no table has a version {version}")
     return infos
+
+
+# -- tables: history, rows at a version or commit time ----------------------------------------
+class BadFilter(ValueError):
+    pass
+
+
+_FILTER = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(!=|<=|>=|=|<|>)(.*)$", re.DOTALL)
+_OPS: dict[str, Callable[[pl.Expr, Any], pl.Expr]] = {
+    "=": lambda c, v: c == v,
+    "!=": lambda c, v: c != v,
+    "<": lambda c, v: c < v,
+    "<=": lambda c, v: c <= v,
+    ">": lambda c, v: c > v,
+    ">=": lambda c, v: c >= v,
+}
+
+
+def public_table(name: str) -> str:
+    """`name` if it is a public table (not the `_state` ones), else UnknownTable."""
+    if name not in TABLE_PATHS:
+        raise UnknownTable(name)
+    return name
+
+
+def table_history(lake: Lake, name: str) -> list[dict[str, Any]]:
+    """A public table's Delta history, newest first; `totesys.run_id` says which run made it."""
+    return lake.history(public_table(name))
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def version_at(lake: Lake, name: str, as_of: datetime) -> int:
+    """The table's latest version committed at or before `as_of` (naive = UTC)."""
+    moment = _naive_utc(as_of)
+    commits = [
+        (h["version"], datetime.fromtimestamp(h["timestamp"] / 1000, UTC).replace(tzinfo=None))
+        for h in table_history(lake, name)
+        if h.get("timestamp") is not None
+    ]
+    before = [v for v, at in commits if at <= moment]
+    if not before:
+        first = min((at for _, at in commits), default=None)
+        raise NoSuchVersion(
+            f"{name} has no version committed at or before {moment.isoformat()} "
+            f"(first commit {first.isoformat() if first else 'none'})"
+        )
+    return max(before)
+
+
+def _filter_value(column: str, dtype: pl.DataType, raw: str) -> Any:
+    try:
+        if dtype.is_integer():
+            return int(raw)
+        if dtype.is_float():
+            return float(raw)
+        if isinstance(dtype, pl.Decimal):
+            return DecimalValue(raw)
+        if isinstance(dtype, pl.Datetime):
+            return _naive_utc(datetime.fromisoformat(raw))
+        if isinstance(dtype, pl.Date):
+            return date.fromisoformat(raw)
+        if isinstance(dtype, pl.Boolean):
+            if raw.lower() not in {"true", "false"}:
+                raise ValueError(raw)
+            return raw.lower() == "true"
+    except (ValueError, ArithmeticError):
+        raise BadFilter(f"filter on {column}: {raw!r} is not a valid {dtype}") from None
+    return raw
+
+
+def parse_filters(name: str, filters: list[str]) -> pl.Expr | None:
+    """`column<op>value` terms (op one of = != < <= > >=; value `null` with = or !=), ANDed,
+    into a Polars expression over the table's known columns; values are converted to the
+    column's type, never evaluated."""
+    schema = TABLE_SCHEMAS[public_table(name)]
+    expr: pl.Expr | None = None
+    for term in filters:
+        match = _FILTER.match(term)
+        if not match:
+            raise BadFilter(f"filter {term!r} is not of the form column=value (or != < <= > >=)")
+        column, op, raw = match.groups()
+        if column not in schema:
+            raise BadFilter(
+                f"filter {term!r}: {name} has no column {column!r} (columns: {', '.join(schema)})"
+            )
+        if raw == "null":
+            if op not in {"=", "!="}:
+                raise BadFilter(f"filter {term!r}: null only with = or !=")
+            cond = pl.col(column).is_null() if op == "=" else pl.col(column).is_not_null()
+        else:
+            cond = _OPS[op](pl.col(column), _filter_value(column, schema[column], raw))
+        expr = cond if expr is None else expr & cond
+    return expr
+
+
+@dataclass(frozen=True)
+class RowsPage:
+    version: int
+    total: int
+    rows: pl.DataFrame
+
+
+def table_rows(
+    lake: Lake,
+    name: str,
+    *,
+    version: int | None = None,
+    as_of: datetime | None = None,
+    filters: list[str] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> RowsPage:
+    """A page of a public table's rows at a Delta version or commit time (latest if neither),
+    filtered (see parse_filters), ordered by the first column (the key)."""
+    where = parse_filters(name, filters or [])
+    dt = lake.table(public_table(name))
+    if dt is None:
+        raise NoSuchVersion(f"{name} has not been written yet: it has no versions")
+    latest = dt.version()
+    if as_of is not None:
+        version = version_at(lake, name, as_of)
+    elif version is None:
+        version = latest
+    if version < 0 or version > latest:
+        raise NoSuchVersion(f"{name} has no version {version} (latest is {latest})")
+    try:
+        lf = lake.scan(name, version)
+        assert lf is not None
+        if where is not None:
+            lf = lf.filter(where)
+        total = int(lf.select(pl.len()).collect().item())
+        page = lf.sort(next(iter(TABLE_SCHEMAS[name]))).slice(offset, limit).collect()
+    except pl.exceptions.ComputeError as exc:
+        raise NoSuchVersion(f"{name} version {version} cannot be read: {exc}") from exc
+    return RowsPage(version, total, page)
