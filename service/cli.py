@@ -244,5 +244,85 @@ def tables(
     out.print(table)
 
 
+@app.command()
+def maintain(
+    processed: ProcessedOpt = None,
+    retention_days: Annotated[
+        int | None,
+        typer.Option(
+            "--retention-days",
+            help="Time-travel window kept (days); env TOTESYS_RETENTION_DAYS, default 30",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compact small files, checkpoint, and vacuum what no version inside the window needs."""
+    from service.maintenance import maintain as run_maintenance
+
+    settings = _settings(processed=processed)
+    days = settings.retention_days if retention_days is None else retention_days
+    lake = Lake(open_storage(settings.processed_uri))
+    try:
+        with err.status("maintaining tables…"):
+            result = run_maintenance(
+                lake, days, lease_seconds=settings.lease_seconds,
+                lease_wait_seconds=settings.lease_wait_seconds,
+            )
+    except LeaseBusy as exc:
+        _fail(f"{exc}; try again when it has finished")
+        return
+    except Exception as exc:
+        log.exception("maintenance failed")
+        _fail(f"maintenance failed: {type(exc).__name__}: {exc}")
+        return
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(title=f"maintenance {result['run_id']} (window {days} days)")
+    for column in ("table", "version", "files before", "files after", "vacuumed", "bytes", "log"):
+        table.add_column(column)
+    for name, stats in result["tables"].items():
+        table.add_row(
+            name, f"{stats['version_before']}→{stats['version_after']}",
+            str(stats["files_before"]), str(stats["files_after"]), str(stats["files_vacuumed"]),
+            f"{stats['bytes_vacuumed']:,}", str(stats["log_entries_removed"]),
+        )
+    out.print(table)
+    out.print(f"done in {result['seconds']:.1f} s")
+
+
+def is_loopback_host(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind")] = 8000,
+    ingestion: IngestionOpt = None,
+    processed: ProcessedOpt = None,
+) -> None:
+    """Serve the HTTP API (uvicorn). Without TOTESYS_API_TOKEN only loopback addresses."""
+    import uvicorn
+
+    from service.api.app import create_app
+
+    settings = _settings(ingestion, processed)
+    if not settings.api_token and not is_loopback_host(host):
+        _fail(
+            f"refusing to serve on {host} without a token: set TOTESYS_API_TOKEN, "
+            "or bind a loopback address (127.0.0.1, ::1)"
+        )
+        return
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

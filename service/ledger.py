@@ -7,6 +7,7 @@ run's status its latest run row. A file with no ledger row is pending.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import polars as pl
 
 from service.lake import Lake
+from service.storage import ObjectInfo
 from transforms.schemas import TIMESTAMP
 
 LEDGER: dict[str, pl.DataType] = {
@@ -116,6 +118,22 @@ class Ledger:
         if frame is None:
             return pl.DataFrame(schema=LEDGER)
         return frame.sort("recorded_at").unique("source_file", keep="last").sort("source_file")
+
+    def file_report(self, listed: Iterable[ObjectInfo], status: str | None = None) -> pl.DataFrame:
+        """Every ingestion file listed or recorded with its status (`pending`: listed, no ledger
+        row), optionally only one status; sorted by key."""
+        recorded = self.file_statuses().rename({"source_file": "key", "outcome": "status"})
+        known = set(recorded["key"].to_list())
+        pending = [
+            {"key": o.key, "status": "pending", "size_bytes": o.size}
+            for o in listed
+            if o.key not in known
+        ]
+        schema = {**recorded.schema}
+        frame = pl.concat(
+            [recorded, pl.DataFrame(pending, schema=schema)], how="vertical_relaxed"
+        ).sort("key")
+        return frame if status is None else frame.filter(pl.col("status") == status)
 
     # -- runs ---------------------------------------------------------------------------------
     def record_run(self, run: RunRecord) -> None:

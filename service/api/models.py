@@ -1,0 +1,176 @@
+"""Request and response bodies of the control-plane API (pydantic models, shown in OpenAPI).
+
+Decimals are serialised as JSON strings (pydantic's default), dates and timestamps as ISO 8601.
+Timestamps are naive UTC, like the tables store them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+RunStatus = Literal["pending", "running", "succeeded", "failed"]
+FileStatus = Literal["pending", "applied", "rejected", "skipped"]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Problem(BaseModel):
+    """The body of every 4xx answer (FastAPI's shape: `detail` is a message or an object)."""
+
+    detail: Any
+
+
+class RunAccepted(BaseModel):
+    run_id: str
+    status: RunStatus = "pending"
+    trigger: str
+    status_url: str = Field(description="Poll this for the run's progress: GET /runs/{run_id}")
+
+
+class Run(BaseModel):
+    run_id: str
+    status: RunStatus
+    trigger: str = Field(description="api, reprocess, maintenance, cli, s3, schedule, …")
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_seconds: float | None = None
+    files_applied: int = 0
+    files_rejected: int = 0
+    files_skipped: int = 0
+    rows_rejected: int = 0
+    rows_written: dict[str, int] = Field(default_factory=dict, description="table → rows")
+    error: str | None = None
+
+
+class RunPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[Run]
+
+
+class IngestionFile(BaseModel):
+    key: str = Field(description="Key relative to the ingestion root, e.g. updated/x-….json")
+    status: FileStatus
+    source_table: str | None = None
+    kind: str | None = Field(None, description="baseline | updated")
+    file_timestamp: datetime | None = None
+    size_bytes: int | None = None
+    records_read: int | None = None
+    rows_rejected: int | None = None
+    reason: str | None = None
+    run_id: str | None = Field(None, description="The run that recorded the outcome")
+    recorded_at: datetime | None = None
+
+
+class FilePage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[IngestionFile]
+
+
+class ReprocessRequest(BaseModel):
+    """Exactly one of `keys` (ingestion keys) or `prefix` (every file under it)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"keys": ["updated/sales_order-2024-11-14T11:00:00.000000.json"]},
+                {"prefix": "updated/sales_order-2024-11-14"},
+            ]
+        },
+    )
+
+    keys: list[str] | None = Field(None, min_length=1, max_length=10_000)
+    prefix: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ReprocessRequest:
+        if (self.keys is None) == (self.prefix is None):
+            raise ValueError("give exactly one of 'keys' or 'prefix'")
+        return self
+
+
+class MaintenanceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: int | None = Field(
+        None, ge=0, description="Time-travel window to keep; default TOTESYS_RETENTION_DAYS"
+    )
+
+
+class TableSummary(BaseModel):
+    name: str
+    path: str
+    version: int
+    rows: int
+    last_commit: datetime | None
+    last_operation: str | None
+
+
+class TableVersion(BaseModel):
+    version: int
+    timestamp: datetime | None
+    operation: str | None
+    operation_parameters: dict[str, Any] = Field(default_factory=dict)
+    operation_metrics: dict[str, Any] = Field(default_factory=dict)
+    run_id: str | None = Field(None, description="The run that made it (commit metadata)")
+    totesys_operation: str | None = Field(None, description="append | merge | replace_where")
+
+
+class TableVersions(BaseModel):
+    name: str
+    versions: list[TableVersion] = Field(description="Newest first")
+
+
+class RowPage(BaseModel):
+    table: str
+    version: int = Field(description="The Delta version the rows were read at")
+    total: int = Field(description="Rows matching the filters at that version")
+    limit: int
+    offset: int
+    rows: list[dict[str, Any]]
+
+
+class SaleVersion(BaseModel):
+    """One version of a sale in fact_sales_order (a row; `delete` marks the deletion)."""
+
+    sales_record_id: int
+    sales_order_id: int
+    created_date: date | None
+    created_time: str | None
+    last_updated_date: date | None
+    last_updated_time: str | None
+    sales_staff_id: int | None
+    counterparty_id: int | None
+    units_sold: int | None
+    unit_price: Decimal | None
+    currency_id: int | None
+    design_id: int | None
+    agreed_payment_date: date | None
+    agreed_delivery_date: date | None
+    agreed_delivery_location_id: int | None
+    last_updated: datetime
+    change_type: Literal["insert", "update", "delete"]
+    source_file: str | None
+    run_id: str | None
+
+
+class SaleHistory(BaseModel):
+    sales_order_id: int
+    versions: list[SaleVersion] = Field(description="Oldest first, deletion included")
+
+
+class SaleState(BaseModel):
+    sales_order_id: int
+    as_of: datetime | None
+    state: Literal["current"] = "current"
+    sale: SaleVersion

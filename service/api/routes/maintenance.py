@@ -1,0 +1,35 @@
+"""Table maintenance: compact, checkpoint and vacuum, in the background."""
+
+from __future__ import annotations
+
+from fastapi import status
+
+from service.api.deps import DispatcherDep, LedgerDep, SettingsDep
+from service.api.models import MaintenanceRequest, RunAccepted
+from service.api.routes.common import BAD_REQUEST, authenticated_router, start_job
+
+router = authenticated_router("maintenance")
+
+
+@router.post(
+    "/maintenance",
+    response_model=RunAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=BAD_REQUEST,
+    summary="Start maintenance (compact, checkpoint, vacuum) in the background",
+    description="Recorded as a run with trigger `maintenance` (poll GET /runs/{run_id}); it "
+    "holds the run lease, so it never overlaps a pipeline run. Vacuum keeps every file a version "
+    "inside `retention_days` needs (default TOTESYS_RETENTION_DAYS).",
+)
+def start_maintenance(
+    settings: SettingsDep,
+    ledger: LedgerDep,
+    dispatcher: DispatcherDep,
+    body: MaintenanceRequest | None = None,
+) -> RunAccepted:
+    retention = settings.retention_days
+    if body is not None and body.retention_days is not None:
+        retention = body.retention_days
+    return start_job(
+        ledger, dispatcher, settings, "maintenance", action="maintain", retention_days=retention
+    )

@@ -1,0 +1,70 @@
+"""Re-apply chosen ingestion files (safe to repeat: stored versions are never duplicated)."""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, status
+
+from service.api.deps import DispatcherDep, LedgerDep, PipelineDep, SettingsDep
+from service.api.models import ReprocessRequest, RunAccepted
+from service.api.routes.common import BAD_REQUEST, NOT_FOUND, authenticated_router, start_job
+from service.pipeline import INGESTION_PREFIXES
+
+router = authenticated_router("reprocess")
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` is not a key under the ingestion root's baseline/ or updated/, or None."""
+    if "://" in key or key.startswith(("/", "\\")) or ":" in key.split("/", 1)[0]:
+        return "must be a key relative to the ingestion bucket, not a URI or absolute path"
+    if "\\" in key or "\x00" in key:
+        return "must not contain backslashes or NUL"
+    if any(part in {"..", "."} for part in key.split("/")):
+        return "must not contain '.' or '..' segments"
+    if not key.startswith(INGESTION_PREFIXES):
+        return f"must start with {' or '.join(INGESTION_PREFIXES)}"
+    return None
+
+
+@router.post(
+    "/reprocess",
+    response_model=RunAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**NOT_FOUND, **BAD_REQUEST},
+    summary="Re-apply the given files (keys) or every file under a prefix",
+    description='Body: `{"keys": [...]}` or `{"prefix": "..."}`, keys relative to the '
+    "ingestion root and under `baseline/` or `updated/`. Anything else (absolute paths, `..`, "
+    "s3:// URIs, other buckets) is refused with 422; keys that don't exist, or a prefix matching "
+    "nothing, give 404 with the list. Runs in the background like POST /runs (trigger "
+    "`reprocess`). Repeating it is safe: versions already stored are not stored again.",
+)
+def reprocess(
+    body: ReprocessRequest,
+    settings: SettingsDep,
+    pipeline: PipelineDep,
+    ledger: LedgerDep,
+    dispatcher: DispatcherDep,
+) -> RunAccepted:
+    asked = body.keys if body.keys is not None else [body.prefix or ""]
+    refused = {k: p for k in asked if (p := key_problem(k))}
+    if refused:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            {"message": "keys outside the ingestion root's baseline/ or updated/", "keys": refused},
+        )
+    listed = [o.key for o in pipeline.list_ingestion()]
+    if body.keys is not None:
+        keys = list(dict.fromkeys(body.keys))
+        missing = [k for k in keys if k not in set(listed)]
+        if missing:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                {"message": "no such ingestion files", "missing": missing},
+            )
+    else:
+        keys = [k for k in listed if k.startswith(body.prefix or "")]
+        if not keys:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                {"message": f"no ingestion files under prefix {body.prefix!r}", "missing": []},
+            )
+    return start_job(ledger, dispatcher, settings, "reprocess", action="run", only_keys=keys)
