@@ -91,7 +91,9 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
 
 @app.command()
 def generate(
-    out_dir: Annotated[str, typer.Option("--out", help="Ingestion root to write (folder or s3://)")],
+    out_dir: Annotated[
+        str, typer.Option("--out", help="Ingestion root to write (folder or s3://)")
+    ],
     orders: Annotated[int, typer.Option(help="Sales orders in the baseline")] = 2000,
     updates: Annotated[int, typer.Option(help="Update batches after the baseline")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files)")] = 42,
@@ -124,7 +126,12 @@ def run(
     """Apply every pending ingestion file to the Delta tables."""
     settings = _settings(ingestion, processed)
     pipeline = Pipeline.from_settings(settings)
-    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} files"), TimeElapsedColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} files"),
+        TimeElapsedColumn(),
+    ]
     try:
         with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("planning", total=None)
@@ -184,8 +191,14 @@ def history(
         _fail(f"no sales order {sales_order_id}")
     _print_frame(
         rows.select(
-            "sales_record_id", "change_type", "last_updated", "units_sold", "unit_price",
-            "agreed_delivery_date", "agreed_payment_date", "source_file",
+            "sales_record_id",
+            "change_type",
+            "last_updated",
+            "units_sold",
+            "unit_price",
+            "agreed_delivery_date",
+            "agreed_payment_date",
+            "source_file",
         ),
         f"sales order {sales_order_id}",
     )
@@ -237,7 +250,10 @@ def tables(
         table.add_column(column)
     for info in infos:
         table.add_row(
-            info.name, info.path, str(info.version), f"{info.rows:,}",
+            info.name,
+            info.path,
+            str(info.version),
+            f"{info.rows:,}",
             info.last_commit.isoformat(timespec="seconds") if info.last_commit else "",
             info.last_operation or "",
         )
@@ -265,7 +281,9 @@ def maintain(
     try:
         with err.status("maintaining tables…"):
             result = run_maintenance(
-                lake, days, lease_seconds=settings.lease_seconds,
+                lake,
+                days,
+                lease_seconds=settings.lease_seconds,
                 lease_wait_seconds=settings.lease_wait_seconds,
             )
     except LeaseBusy as exc:
@@ -283,9 +301,13 @@ def maintain(
         table.add_column(column)
     for name, stats in result["tables"].items():
         table.add_row(
-            name, f"{stats['version_before']}→{stats['version_after']}",
-            str(stats["files_before"]), str(stats["files_after"]), str(stats["files_vacuumed"]),
-            f"{stats['bytes_vacuumed']:,}", str(stats["log_entries_removed"]),
+            name,
+            f"{stats['version_before']}→{stats['version_after']}",
+            str(stats["files_before"]),
+            str(stats["files_after"]),
+            str(stats["files_vacuumed"]),
+            f"{stats['bytes_vacuumed']:,}",
+            str(stats["log_entries_removed"]),
         )
     out.print(table)
     out.print(f"done in {result['seconds']:.1f} s")

@@ -38,9 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         ingestion, orders=args.orders, updates=args.updates, seed=args.seed
     )
     console.print(
-        f"{len(manifest.files)} ingestion files in {ingestion}: {manifest.orders_created:,} orders, "
-        f"{manifest.order_versions:,} versions, {len(manifest.deleted_order_ids)} deleted by a "
-        f"later baseline, department {manifest.renamed_department_ids} renamed"
+        f"{len(manifest.files)} ingestion files in {ingestion}: "
+        f"{manifest.orders_created:,} orders, {manifest.order_versions:,} versions, "
+        f"{len(manifest.deleted_order_ids)} deleted by a later baseline, "
+        f"department {manifest.renamed_department_ids} renamed"
     )
 
     pipeline = Pipeline.from_settings(
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     second = pipeline.run(trigger="demo")
     after = {i.name: i.version for i in queries.table_infos(pipeline.lake)}
     console.print(
-        f"run {second.run_id}: {len(second.files)} files, table versions unchanged: {before == after}"
+        f"run {second.run_id}: {len(second.files)} files, "
+        f"table versions unchanged: {before == after}"
     )
 
     console.rule("4. tables")
@@ -70,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     fact = pipeline.lake.read("fact_sales_order")
     assert fact is not None
     busiest = (
-        fact.group_by("sales_order_id").len().sort(["len", "sales_order_id"], descending=[True, False])
+        fact.group_by("sales_order_id")
+        .len()
+        .sort(["len", "sales_order_id"], descending=[True, False])
     )["sales_order_id"][0]
     console.rule(f"5. totesys history {busiest} (the most-changed order)")
     _show(queries.sale_history(pipeline.lake, busiest))
@@ -98,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _show(history: pl.DataFrame) -> None:
     with pl.Config(
-        tbl_rows=20, tbl_width_chars=160, fmt_str_lengths=60, tbl_hide_dataframe_shape=True,
+        tbl_rows=20,
+        tbl_width_chars=160,
+        fmt_str_lengths=60,
+        tbl_hide_dataframe_shape=True,
         tbl_hide_column_data_types=True,
     ):
         print(

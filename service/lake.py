@@ -142,7 +142,9 @@ class Lake:
         )
         return frame.height
 
-    def replace_where(self, name: str, frame: pl.DataFrame, predicate: str, run_id: str | None) -> None:
+    def replace_where(
+        self, name: str, frame: pl.DataFrame, predicate: str, run_id: str | None
+    ) -> None:
         """Replace the rows matching a SQL predicate with `frame` in one commit."""
         if not self.exists(name):
             self.append(name, frame, run_id)

@@ -67,7 +67,9 @@ class Lease:
 
     def _write(self, sequence: int, state: str) -> bool:
         body = {"holder": self.holder, "state": state, "expires_at": time.time() + self.seconds}
-        return self.storage.put_if_absent(f"{PREFIX}{sequence:020d}.json", json.dumps(body).encode())
+        return self.storage.put_if_absent(
+            f"{PREFIX}{sequence:020d}.json", json.dumps(body).encode()
+        )
 
     def acquire(self, wait_seconds: float) -> None:
         deadline = time.monotonic() + wait_seconds

@@ -137,15 +137,21 @@ class Ledger:
 
     # -- runs ---------------------------------------------------------------------------------
     def record_run(self, run: RunRecord) -> None:
-        row = {**run.to_dict(), "rows_written": json.dumps(run.rows_written), "recorded_at": utcnow()}
+        row = {
+            **run.to_dict(),
+            "rows_written": json.dumps(run.rows_written),
+            "recorded_at": utcnow(),
+        }
         self.lake.append("runs", pl.DataFrame([row], schema=RUNS), run.run_id)
 
     def runs(self) -> list[RunRecord]:
         frame = self.lake.read("runs")
         if frame is None:
             return []
-        latest = frame.sort("recorded_at").unique("run_id", keep="last").sort(
-            "started_at", descending=True, nulls_last=True
+        latest = (
+            frame.sort("recorded_at")
+            .unique("run_id", keep="last")
+            .sort("started_at", descending=True, nulls_last=True)
         )
         return [_run_from_row(r) for r in latest.iter_rows(named=True)]
 

@@ -171,7 +171,9 @@ class Pipeline:
             try:
                 key = parse_ingestion_key(obj.key)
             except InvalidIngestionKey as exc:
-                decided.append(FileOutcome(obj.key, "rejected", reason=str(exc), size_bytes=obj.size))
+                decided.append(
+                    FileOutcome(obj.key, "rejected", reason=str(exc), size_bytes=obj.size)
+                )
                 continue
             if key.table in SOURCE_TABLES:
                 planned.append(PlannedFile(obj, key))
@@ -317,7 +319,10 @@ class Pipeline:
         for o in outcomes:
             if o.outcome == "rejected" or o.rows_rejected:
                 log.warning(
-                    "file %s %s: %s", o.source_file, o.outcome, o.reason,
+                    "file %s %s: %s",
+                    o.source_file,
+                    o.outcome,
+                    o.reason,
                     extra={"file_key": o.source_file, "outcome": o.outcome},
                 )
 
@@ -340,7 +345,9 @@ class Pipeline:
             where=pl.col("sales_order_id").is_in(ids.implode()),
         )
         if stored is None:
-            stored = pl.DataFrame(schema={"sales_order_id": pl.Int32, "last_updated": pl.Datetime("us")})
+            stored = pl.DataFrame(
+                schema={"sales_order_id": pl.Int32, "last_updated": pl.Datetime("us")}
+            )
         new = fact.new_versions(versions, stored)
 
         for seq, item, result in sorted(baselines, key=lambda b: b[0]):
@@ -355,9 +362,13 @@ class Pipeline:
 
         first_id = (self.lake.column_max("fact_sales_order", "sales_record_id") or 0) + 1
         numbered = fact.number_versions(new, int(first_id), summary.run_id)
-        summary.add_rows("fact_sales_order", self.lake.append("fact_sales_order", numbered, summary.run_id))
+        summary.add_rows(
+            "fact_sales_order", self.lake.append("fact_sales_order", numbered, summary.run_id)
+        )
         deleted = numbered.filter(pl.col("change_type") == "delete")
-        return pl.concat([versions.select(deleted.columns[1:15]), deleted.select(deleted.columns[1:15])])
+        return pl.concat(
+            [versions.select(deleted.columns[1:15]), deleted.select(deleted.columns[1:15])]
+        )
 
     def _deletions(
         self, new: pl.DataFrame, snapshot: ParsedFile, item: PlannedFile, seq: int
@@ -370,21 +381,26 @@ class Pipeline:
             how="vertical_relaxed",
         )
         candidates = fact.deletion_versions(
-            fact.latest_versions(keys), snapshot.rows["sales_order_id"], item.key.timestamp,
-            item.key.key, seq,
+            fact.latest_versions(keys),
+            snapshot.rows["sales_order_id"],
+            item.key.timestamp,
+            item.key.key,
+            seq,
         )
         if candidates.is_empty():
             return new.clear().with_columns()
         gone = candidates["sales_order_id"].implode()
-        full_stored = self.lake.read(
-            "fact_sales_order", where=pl.col("sales_order_id").is_in(gone)
-        )
+        full_stored = self.lake.read("fact_sales_order", where=pl.col("sales_order_id").is_in(gone))
         pieces = [new.filter(pl.col("sales_order_id").is_in(gone))]
         if full_stored is not None:
-            pieces.append(full_stored.select(new.columns[:-3] + ["change_type"]).with_columns(
-                pl.lit(0, dtype=pl.Int64).alias("file_seq"),
-                pl.lit(0, dtype=pl.Int64).alias("record_number"),
-            ).select(new.columns))
+            pieces.append(
+                full_stored.select([*new.columns[:-3], "change_type"])
+                .with_columns(
+                    pl.lit(0, dtype=pl.Int64).alias("file_seq"),
+                    pl.lit(0, dtype=pl.Int64).alias("record_number"),
+                )
+                .select(new.columns)
+            )
         latest = fact.latest_versions(pl.concat(pieces, how="vertical_relaxed"))
         return fact.deletion_versions(
             latest, snapshot.rows["sales_order_id"], item.key.timestamp, item.key.key, seq
@@ -408,7 +424,10 @@ class Pipeline:
             dim = dimensions.dim_counterparty(mirror("counterparty"), mirror("address"))
         elif name == "dim_currency":
             dim, unknown = dimensions.dim_currency(mirror("currency"))
-            warnings = [f"currency code {c!r} is not in ISO 4217 (CLDR); named " f"'Unknown currency ({c})'" for c in unknown]
+            warnings = [
+                f"currency code {c!r} is not in ISO 4217 (CLDR); named 'Unknown currency ({c})'"
+                for c in unknown
+            ]
         else:  # pragma: no cover - names come from DIMENSIONS_FROM_SOURCE
             raise ValueError(name)
         for w in warnings:

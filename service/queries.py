@@ -26,9 +26,7 @@ def _fact(lake: Lake, version: int | None = None, where: pl.Expr | None = None) 
         dt = lake.table("fact_sales_order")
         if dt is None or version < 0 or version > dt.version():
             latest = dt.version() if dt is not None else None
-            raise NoSuchVersion(
-                f"fact_sales_order has no version {version} (latest is {latest})"
-            )
+            raise NoSuchVersion(f"fact_sales_order has no version {version} (latest is {latest})")
     frame = lake.read("fact_sales_order", version=version, where=where)
     return pl.DataFrame(schema=FACT_SALES_ORDER) if frame is None else frame
 

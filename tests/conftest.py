@@ -32,26 +32,61 @@ def ts(value: datetime) -> str:
     return value.isoformat(timespec="microseconds")
 
 
-def dimension_records(at: datetime = datetime(2022, 11, 3, 14, 20, 49, 962000)) -> dict[str, list[dict[str, Any]]]:
+def dimension_records(
+    at: datetime = datetime(2022, 11, 3, 14, 20, 49, 962000),
+) -> dict[str, list[dict[str, Any]]]:
     stamp = {"created_at": ts(at), "last_updated": ts(at)}
     return {
         "department": [
-            {"department_id": 1, "department_name": "Sales", "location": "Manchester", "manager": "R", **stamp},
-            {"department_id": 2, "department_name": "Purchasing", "location": None, "manager": None, **stamp},
+            {
+                "department_id": 1,
+                "department_name": "Sales",
+                "location": "Manchester",
+                "manager": "R",
+                **stamp,
+            },
+            {
+                "department_id": 2,
+                "department_name": "Purchasing",
+                "location": None,
+                "manager": None,
+                **stamp,
+            },
         ],
         "staff": [
-            {"staff_id": s, "first_name": f"F{s}", "last_name": f"L{s}", "department_id": 1 + s % 2,
-             "email_address": f"f{s}.l{s}@terrifictotes.com", **stamp}
+            {
+                "staff_id": s,
+                "first_name": f"F{s}",
+                "last_name": f"L{s}",
+                "department_id": 1 + s % 2,
+                "email_address": f"f{s}.l{s}@terrifictotes.com",
+                **stamp,
+            }
             for s in (1, 2, 3)
         ],
         "address": [
-            {"address_id": a, "address_line_1": f"{a} Road", "address_line_2": None, "district": "D",
-             "city": "Leeds", "postal_code": f"LS{a}", "country": "UK", "phone": f"0{a}", **stamp}
+            {
+                "address_id": a,
+                "address_line_1": f"{a} Road",
+                "address_line_2": None,
+                "district": "D",
+                "city": "Leeds",
+                "postal_code": f"LS{a}",
+                "country": "UK",
+                "phone": f"0{a}",
+                **stamp,
+            }
             for a in (1, 2, 3)
         ],
         "counterparty": [
-            {"counterparty_id": c, "counterparty_legal_name": f"Firm {c}", "legal_address_id": c,
-             "commercial_contact": None, "delivery_contact": "X", **stamp}
+            {
+                "counterparty_id": c,
+                "counterparty_legal_name": f"Firm {c}",
+                "legal_address_id": c,
+                "commercial_contact": None,
+                "delivery_contact": "X",
+                **stamp,
+            }
             for c in (1, 2)
         ],
         "currency": [
@@ -59,13 +94,21 @@ def dimension_records(at: datetime = datetime(2022, 11, 3, 14, 20, 49, 962000)) 
             {"currency_id": 2, "currency_code": "USD", **stamp},
         ],
         "design": [
-            {"design_id": d, "design_name": "Wooden", "file_location": "/usr", "file_name": f"w{d}.json", **stamp}
+            {
+                "design_id": d,
+                "design_name": "Wooden",
+                "file_location": "/usr",
+                "file_name": f"w{d}.json",
+                **stamp,
+            }
             for d in (1, 2)
         ],
     }
 
 
-def order(order_id: int, last_updated: datetime, created: datetime | None = None, **kw: Any) -> dict[str, Any]:
+def order(
+    order_id: int, last_updated: datetime, created: datetime | None = None, **kw: Any
+) -> dict[str, Any]:
     created = created or last_updated
     return {
         "sales_order_id": order_id,
@@ -91,7 +134,14 @@ class IngestionTree:
         self.root = root
         self.storage: Storage = LocalStorage(root)
 
-    def put(self, kind: str, table: str, at: datetime, records: list[dict[str, Any]], shape: str = "jsonl") -> str:
+    def put(
+        self,
+        kind: str,
+        table: str,
+        at: datetime,
+        records: list[dict[str, Any]],
+        shape: str = "jsonl",
+    ) -> str:
         key = f"{kind}/{table}-{at.isoformat(timespec='microseconds')}.json"
         self.storage.write(key, encode(table, records, shape))
         return key
@@ -112,7 +162,9 @@ def tree(tmp_path: Path) -> IngestionTree:
 
 @pytest.fixture
 def make_pipeline(tmp_path: Path) -> Callable[..., Pipeline]:
-    def make(ingestion: Path | None = None, processed: Path | None = None, **settings: Any) -> Pipeline:
+    def make(
+        ingestion: Path | None = None, processed: Path | None = None, **settings: Any
+    ) -> Pipeline:
         ing = ingestion or tmp_path / "ingestion"
         proc = processed or tmp_path / "processed"
         s = Settings(ingestion_uri=str(ing), processed_uri=str(proc), **settings)

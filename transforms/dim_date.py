@@ -8,7 +8,12 @@ import polars as pl
 
 from transforms.schemas import DIM_DATE
 
-FACT_DATE_COLUMNS = ["created_date", "last_updated_date", "agreed_payment_date", "agreed_delivery_date"]
+FACT_DATE_COLUMNS = [
+    "created_date",
+    "last_updated_date",
+    "agreed_payment_date",
+    "agreed_delivery_date",
+]
 
 
 def referenced_date_range(facts: pl.DataFrame) -> tuple[date, date] | None:

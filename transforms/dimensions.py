@@ -53,9 +53,9 @@ def dim_location(address: pl.DataFrame) -> pl.DataFrame:
 
 
 def dim_design(design: pl.DataFrame) -> pl.DataFrame:
-    return _conform(design.with_columns(pl.lit(False).alias("is_inferred")), schemas.DIM_DESIGN).sort(
-        "design_id"
-    )
+    return _conform(
+        design.with_columns(pl.lit(False).alias("is_inferred")), schemas.DIM_DESIGN
+    ).sort("design_id")
 
 
 def currency_name(code: str) -> str | None:

@@ -30,27 +30,30 @@ def _split_timestamp(column: str, prefix: str) -> list[pl.Expr]:
 def order_versions(orders: pl.DataFrame) -> pl.DataFrame:
     """Typed sales_order rows (with `source_file`, `file_seq`, `record_number`) → one row per
     version, the first delivery of a version winning, in application order."""
-    return (
-        orders.sort(["file_seq", "record_number"])
-        .unique(subset=VERSION_KEY, keep="first", maintain_order=True)
-        .select(
-            "sales_order_id",
-            *_split_timestamp("created_at", "created"),
-            *_split_timestamp("last_updated", "last_updated"),
-            pl.col("staff_id").alias("sales_staff_id"),
-            "counterparty_id",
-            "units_sold",
-            "unit_price",
-            "currency_id",
-            "design_id",
-            "agreed_payment_date",
-            "agreed_delivery_date",
-            "agreed_delivery_location_id",
-            "last_updated",
-            "source_file",
-            "file_seq",
-            "record_number",
-        )
+    # Fast paths (same result): a single file arrives in record order, and when no order id
+    # repeats no version can either, so the sort and the dedup (a gather of every column, ~0.4 s
+    # for a 1M-order baseline) are skipped.
+    if not _in_application_order(orders):
+        orders = orders.sort(["file_seq", "record_number"])
+    if orders["sales_order_id"].n_unique() != orders.height:
+        orders = orders.unique(subset=VERSION_KEY, keep="first", maintain_order=True)
+    return orders.select(
+        "sales_order_id",
+        *_split_timestamp("created_at", "created"),
+        *_split_timestamp("last_updated", "last_updated"),
+        pl.col("staff_id").alias("sales_staff_id"),
+        "counterparty_id",
+        "units_sold",
+        "unit_price",
+        "currency_id",
+        "design_id",
+        "agreed_payment_date",
+        "agreed_delivery_date",
+        "agreed_delivery_location_id",
+        "last_updated",
+        "source_file",
+        "file_seq",
+        "record_number",
     )
 
 
@@ -61,10 +64,18 @@ def new_versions(versions: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
     `versions`. A version is an `insert` when its order had no stored version and it is the
     earliest new version of that order; any other new version is an `update`.
     """
-    stored_keys = stored.select(VERSION_KEY)
-    fresh = versions.join(stored_keys, on=VERSION_KEY, how="anti", nulls_equal=True)
+    if stored.is_empty():
+        fresh = versions
+    else:
+        stored_keys = stored.select(VERSION_KEY)
+        fresh = versions.join(stored_keys, on=VERSION_KEY, how="anti", nulls_equal=True)
     known_orders = stored.select("sales_order_id").unique()
-    first_new = pl.col("last_updated") == pl.col("last_updated").min().over("sales_order_id")
+    first_new: pl.Expr = (
+        # one new version per order (a baseline, most updates): each is its order's earliest
+        pl.lit(True)
+        if fresh["sales_order_id"].n_unique() == fresh.height
+        else pl.col("last_updated") == pl.col("last_updated").min().over("sales_order_id")
+    )
     is_known = pl.col("sales_order_id").is_in(known_orders["sales_order_id"].implode())
     return fresh.with_columns(
         pl.when(first_new & ~is_known)
@@ -72,6 +83,17 @@ def new_versions(versions: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.lit("update"))
         .alias("change_type")
     )
+
+
+def _in_application_order(orders: pl.DataFrame) -> bool:
+    """Whether rows are already sorted by (file_seq, record_number), strictly."""
+    if orders.height < 2:
+        return True
+    seq = orders["file_seq"]
+    record = orders["record_number"]
+    same_file = seq.diff().slice(1)
+    later_record = record.diff().slice(1)
+    return bool(((same_file > 0) | ((same_file == 0) & (later_record > 0))).all())
 
 
 def latest_versions(history: pl.DataFrame) -> pl.DataFrame:

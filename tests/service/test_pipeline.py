@@ -45,7 +45,9 @@ def test_order_updated_twice_has_three_versions(tree: IngestionTree, make_pipeli
     tree.dimensions()
     tree.put("baseline", "sales_order", T0, [order(1, T0 - H), order(2, T0 - H)])
     tree.put("updated", "sales_order", T0 + H, [order(1, T0 + H, created=T0 - H, units_sold=5)])
-    tree.put("updated", "sales_order", T0 + 2 * H, [order(1, T0 + 2 * H, created=T0 - H, units_sold=7)])
+    tree.put(
+        "updated", "sales_order", T0 + 2 * H, [order(1, T0 + 2 * H, created=T0 - H, units_sold=7)]
+    )
     p = make_pipeline()
     summary = p.run()
     assert summary.status == "succeeded"
@@ -60,7 +62,9 @@ def test_order_updated_twice_has_three_versions(tree: IngestionTree, make_pipeli
     assert set(f["source_file"]) >= {"updated/sales_order-2024-11-14T11:00:00.000000.json"}
 
 
-def test_redelivered_and_overlapping_files_store_each_version_once(tree: IngestionTree, make_pipeline: Make) -> None:
+def test_redelivered_and_overlapping_files_store_each_version_once(
+    tree: IngestionTree, make_pipeline: Make
+) -> None:
     tree.dimensions()
     rows = [order(i, T0) for i in range(1, 6)]
     tree.put("updated", "sales_order", T0, rows)
@@ -68,7 +72,9 @@ def test_redelivered_and_overlapping_files_store_each_version_once(tree: Ingesti
     p.run()
     # the same content again under a new name, and a file overlapping it by two versions
     tree.put("updated", "sales_order", T0 + H, rows, shape="array")
-    tree.put("updated", "sales_order", T0 + 2 * H, [*rows[3:], order(9, T0 + 2 * H)], shape="wrapped")
+    tree.put(
+        "updated", "sales_order", T0 + 2 * H, [*rows[3:], order(9, T0 + 2 * H)], shape="wrapped"
+    )
     p.run()
     # and an explicit reprocess of every file
     p.run(only_keys=[o.key for o in p.list_ingestion()])
@@ -78,7 +84,9 @@ def test_redelivered_and_overlapping_files_store_each_version_once(tree: Ingesti
     assert f["sales_record_id"].is_unique().all()
 
 
-def test_second_run_with_no_new_files_commits_nothing(tree: IngestionTree, make_pipeline: Make) -> None:
+def test_second_run_with_no_new_files_commits_nothing(
+    tree: IngestionTree, make_pipeline: Make
+) -> None:
     tree.dimensions()
     tree.put("baseline", "sales_order", T0, [order(1, T0)])
     p = make_pipeline()
@@ -90,27 +98,49 @@ def test_second_run_with_no_new_files_commits_nothing(tree: IngestionTree, make_
     assert versions(p) == before
 
 
-def test_sales_record_ids_identical_on_rerun_from_empty_root(tree: IngestionTree, make_pipeline: Make, tmp_path: Path) -> None:
+def test_sales_record_ids_identical_on_rerun_from_empty_root(
+    tree: IngestionTree, make_pipeline: Make, tmp_path: Path
+) -> None:
     tree.dimensions()
     tree.put("baseline", "sales_order", T0, [order(i, T0 - H) for i in (5, 3, 9)])
     tree.put("updated", "sales_order", T0 + H, [order(3, T0 + H), order(11, T0 + H)])
-    tree.put("baseline", "sales_order", T0 + 2 * H, [order(3, T0 + H), order(9, T0 - H), order(11, T0 + H)])
+    tree.put(
+        "baseline",
+        "sales_order",
+        T0 + 2 * H,
+        [order(3, T0 + H), order(9, T0 - H), order(11, T0 + H)],
+    )
     a = make_pipeline(processed=tmp_path / "a")
     a.run()
     b = make_pipeline(processed=tmp_path / "b")
     b.run()
     cols = ["sales_record_id", "sales_order_id", "last_updated", "change_type", "source_file"]
-    fa, fb = fact(a).select(cols).sort("sales_record_id"), fact(b).select(cols).sort("sales_record_id")
+    fa, fb = (
+        fact(a).select(cols).sort("sales_record_id"),
+        fact(b).select(cols).sort("sales_record_id"),
+    )
     assert fa.equals(fb)
     assert fa["sales_record_id"].to_list() == list(range(1, fa.height + 1))
 
 
-def test_files_applied_out_of_order_give_the_same_tables(tree: IngestionTree, make_pipeline: Make, tmp_path: Path) -> None:
+def test_files_applied_out_of_order_give_the_same_tables(
+    tree: IngestionTree, make_pipeline: Make, tmp_path: Path
+) -> None:
     tree.dimensions()
     tree.put("baseline", "sales_order", T0, [order(1, T0 - H), order(2, T0 - H)])
-    late_dept = [{"department_id": 1, "department_name": "Sales EMEA", "location": "Leeds", "manager": "R",
-                  "created_at": "2022-11-03T14:20:49.962000", "last_updated": "2024-11-14T12:00:00"}]
-    early_dept = [{**late_dept[0], "department_name": "Sales UK", "last_updated": "2024-11-14T11:00:00"}]
+    late_dept = [
+        {
+            "department_id": 1,
+            "department_name": "Sales EMEA",
+            "location": "Leeds",
+            "manager": "R",
+            "created_at": "2022-11-03T14:20:49.962000",
+            "last_updated": "2024-11-14T12:00:00",
+        }
+    ]
+    early_dept = [
+        {**late_dept[0], "department_name": "Sales UK", "last_updated": "2024-11-14T11:00:00"}
+    ]
     in_order = make_pipeline(processed=tmp_path / "in-order")
     out_of_order = make_pipeline(processed=tmp_path / "out-of-order")
 
@@ -129,18 +159,29 @@ def test_files_applied_out_of_order_give_the_same_tables(tree: IngestionTree, ma
     out_of_order.run()
 
     for p in (in_order, out_of_order):
-        assert dim(p, "dim_staff").filter(pl.col("staff_id") == 2)["department_name"].to_list() == ["Sales EMEA"]
+        assert dim(p, "dim_staff").filter(pl.col("staff_id") == 2)["department_name"].to_list() == [
+            "Sales EMEA"
+        ]
         state = queries.sale_state(p.lake, 1)
         assert state.row is not None and state.row["units_sold"] == 2
         assert queries.sale_history(p.lake, 1)["units_sold"].to_list() == [1001, 1, 2]
     key = ["sales_order_id", "last_updated"]
     assert fact(in_order).select(key).sort(key).equals(fact(out_of_order).select(key).sort(key))
-    for name in ("dim_staff", "dim_location", "dim_counterparty", "dim_currency", "dim_design", "dim_date"):
+    for name in (
+        "dim_staff",
+        "dim_location",
+        "dim_counterparty",
+        "dim_currency",
+        "dim_design",
+        "dim_date",
+    ):
         k = dim(in_order, name).columns[0]
         assert dim(in_order, name).sort(k).equals(dim(out_of_order, name).sort(k)), name
 
 
-def test_order_missing_from_later_baseline_gets_a_delete_version(tree: IngestionTree, make_pipeline: Make) -> None:
+def test_order_missing_from_later_baseline_gets_a_delete_version(
+    tree: IngestionTree, make_pipeline: Make
+) -> None:
     tree.dimensions()
     tree.put("baseline", "sales_order", T0, [order(1, T0 - H), order(2, T0 - H), order(3, T0 - H)])
     p = make_pipeline()
@@ -164,67 +205,152 @@ def test_order_missing_from_later_baseline_gets_a_delete_version(tree: Ingestion
     assert fact(p).filter(pl.col("change_type") == "delete").height == 1
 
 
-def test_department_rename_reaches_dim_staff_without_staff_change(tree: IngestionTree, make_pipeline: Make) -> None:
+def test_department_rename_reaches_dim_staff_without_staff_change(
+    tree: IngestionTree, make_pipeline: Make
+) -> None:
     tree.dimensions()
     tree.put("baseline", "sales_order", T0, [order(1, T0)])
     p = make_pipeline()
     p.run()
-    assert set(dim(p, "dim_staff").filter(pl.col("department_name") == "Purchasing")["staff_id"]) == {1, 3}
-    tree.put("updated", "department", T0 + H, [{
-        "department_id": 2, "department_name": "Procurement", "location": "York", "manager": None,
-        "created_at": "2022-11-03T14:20:49.962000", "last_updated": (T0 + H).isoformat(),
-    }])
-    tree.put("updated", "address", T0 + H, [{
-        "address_id": 1, "address_line_1": "99 New Street", "address_line_2": "Flat 2", "district": None,
-        "city": "Hull", "postal_code": "HU1", "country": "UK", "phone": "01",
-        "created_at": "2022-11-03T14:20:49.962000", "last_updated": (T0 + H).isoformat(),
-    }])
+    assert set(
+        dim(p, "dim_staff").filter(pl.col("department_name") == "Purchasing")["staff_id"]
+    ) == {1, 3}
+    tree.put(
+        "updated",
+        "department",
+        T0 + H,
+        [
+            {
+                "department_id": 2,
+                "department_name": "Procurement",
+                "location": "York",
+                "manager": None,
+                "created_at": "2022-11-03T14:20:49.962000",
+                "last_updated": (T0 + H).isoformat(),
+            }
+        ],
+    )
+    tree.put(
+        "updated",
+        "address",
+        T0 + H,
+        [
+            {
+                "address_id": 1,
+                "address_line_1": "99 New Street",
+                "address_line_2": "Flat 2",
+                "district": None,
+                "city": "Hull",
+                "postal_code": "HU1",
+                "country": "UK",
+                "phone": "01",
+                "created_at": "2022-11-03T14:20:49.962000",
+                "last_updated": (T0 + H).isoformat(),
+            }
+        ],
+    )
     p.run()
     staff = dim(p, "dim_staff").sort("staff_id")
     assert staff.select("staff_id", "department_name", "location").rows() == [
-        (1, "Procurement", "York"), (2, "Sales", "Manchester"), (3, "Procurement", "York")
+        (1, "Procurement", "York"),
+        (2, "Sales", "Manchester"),
+        (3, "Procurement", "York"),
     ]
     cp = dim(p, "dim_counterparty").filter(pl.col("counterparty_id") == 1).row(0, named=True)
-    assert (cp["counterparty_legal_address_line_1"], cp["counterparty_legal_city"]) == ("99 New Street", "Hull")
+    assert (cp["counterparty_legal_address_line_1"], cp["counterparty_legal_city"]) == (
+        "99 New Street",
+        "Hull",
+    )
     loc = dim(p, "dim_location").filter(pl.col("location_id") == 1).row(0, named=True)
     assert (loc["address_line_2"], loc["city"]) == ("Flat 2", "Hull")
     assert dim(p, "dim_staff").height == 3  # members are replaced, never duplicated
 
 
-def test_late_arriving_dimension_member_is_inferred_then_replaced(tree: IngestionTree, make_pipeline: Make) -> None:
+def test_late_arriving_dimension_member_is_inferred_then_replaced(
+    tree: IngestionTree, make_pipeline: Make
+) -> None:
     tree.dimensions()
-    tree.put("updated", "sales_order", T0 + H, [order(1, T0 + H, staff_id=42, currency_id=9, design_id=77,
-                                                     counterparty_id=5, agreed_delivery_location_id=66)])
+    tree.put(
+        "updated",
+        "sales_order",
+        T0 + H,
+        [
+            order(
+                1,
+                T0 + H,
+                staff_id=42,
+                currency_id=9,
+                design_id=77,
+                counterparty_id=5,
+                agreed_delivery_location_id=66,
+            )
+        ],
+    )
     p = make_pipeline()
     p.run()
     f = fact(p)
-    for name, key, value in [("dim_staff", "staff_id", 42), ("dim_currency", "currency_id", 9),
-                             ("dim_design", "design_id", 77), ("dim_counterparty", "counterparty_id", 5),
-                             ("dim_location", "location_id", 66)]:
+    for name, key, value in [
+        ("dim_staff", "staff_id", 42),
+        ("dim_currency", "currency_id", 9),
+        ("dim_design", "design_id", 77),
+        ("dim_counterparty", "counterparty_id", 5),
+        ("dim_location", "location_id", 66),
+    ]:
         member = dim(p, name).filter(pl.col(key) == value)
         assert member.height == 1 and member["is_inferred"][0], name
     # every fact key resolves
-    assert f.join(dim(p, "dim_staff"), left_on="sales_staff_id", right_on="staff_id", how="anti").is_empty()
-    tree.put("updated", "staff", T0 + 2 * H, [{
-        "staff_id": 42, "first_name": "Late", "last_name": "Comer", "department_id": 1,
-        "email_address": "late@terrifictotes.com", "created_at": "2024-01-01T00:00:00",
-        "last_updated": "2024-11-14T12:00:00",
-    }])
+    assert f.join(
+        dim(p, "dim_staff"), left_on="sales_staff_id", right_on="staff_id", how="anti"
+    ).is_empty()
+    tree.put(
+        "updated",
+        "staff",
+        T0 + 2 * H,
+        [
+            {
+                "staff_id": 42,
+                "first_name": "Late",
+                "last_name": "Comer",
+                "department_id": 1,
+                "email_address": "late@terrifictotes.com",
+                "created_at": "2024-01-01T00:00:00",
+                "last_updated": "2024-11-14T12:00:00",
+            }
+        ],
+    )
     p.run()
     member = dim(p, "dim_staff").filter(pl.col("staff_id") == 42).row(0, named=True)
-    assert (member["first_name"], member["department_name"], member["is_inferred"]) == ("Late", "Sales", False)
+    assert (member["first_name"], member["department_name"], member["is_inferred"]) == (
+        "Late",
+        "Sales",
+        False,
+    )
     assert dim(p, "dim_staff").filter(pl.col("staff_id") == 42).height == 1
 
 
-def test_mixed_shapes_and_formats_give_identical_tables(tree: IngestionTree, make_pipeline: Make, tmp_path: Path) -> None:
+def test_mixed_shapes_and_formats_give_identical_tables(
+    tree: IngestionTree, make_pipeline: Make, tmp_path: Path
+) -> None:
     rows = [order(i, T0 - H) for i in (1, 2)]
     variants = {
         "jsonl": (rows, "jsonl"),
         "array": (rows, "array"),
-        "wrapped": ([{**r, "unit_price": str(r["unit_price"]), "units_sold": str(r["units_sold"]),
-                      "last_updated": r["last_updated"].replace("T", " ")[:-3]} for r in rows], "wrapped"),
-        "epoch": ([{**r, "created_at": epoch_ms(T0 - H), "last_updated": epoch_ms(T0 - H)}
-                   for r in rows], "array"),
+        "wrapped": (
+            [
+                {
+                    **r,
+                    "unit_price": str(r["unit_price"]),
+                    "units_sold": str(r["units_sold"]),
+                    "last_updated": r["last_updated"].replace("T", " ")[:-3],
+                }
+                for r in rows
+            ],
+            "wrapped",
+        ),
+        "epoch": (
+            [{**r, "created_at": epoch_ms(T0 - H), "last_updated": epoch_ms(T0 - H)} for r in rows],
+            "array",
+        ),
     }
     results = []
     for name, (records, shape) in variants.items():
@@ -239,17 +365,27 @@ def test_mixed_shapes_and_formats_give_identical_tables(tree: IngestionTree, mak
         assert results[0].equals(other)
 
 
-def test_bad_input_is_rejected_recorded_and_never_lost(tree: IngestionTree, make_pipeline: Make) -> None:
+def test_bad_input_is_rejected_recorded_and_never_lost(
+    tree: IngestionTree, make_pipeline: Make
+) -> None:
     tree.dimensions()
     garbage = tree.put_raw("updated/sales_order-2024-11-14T11:00:00.json", b"this is not json {")
-    partly = tree.put("updated", "sales_order", T0 + 2 * H, [
-        order(1, T0 + H),
-        {**order(2, T0 + H), "units_sold": "many"},
-        {k: v for k, v in order(3, T0 + H).items() if k != "staff_id"},
-        order(4, T0 + H),
-    ])
+    partly = tree.put(
+        "updated",
+        "sales_order",
+        T0 + 2 * H,
+        [
+            order(1, T0 + H),
+            {**order(2, T0 + H), "units_sold": "many"},
+            {k: v for k, v in order(3, T0 + H).items() if k != "staff_id"},
+            order(4, T0 + H),
+        ],
+    )
     badname = tree.put_raw("updated/sales_order-yesterday.json", b"[]")
-    before = {k: hashlib.sha256((tree.root / k).read_bytes()).hexdigest() for k in (garbage, partly, badname)}
+    before = {
+        k: hashlib.sha256((tree.root / k).read_bytes()).hexdigest()
+        for k in (garbage, partly, badname)
+    }
     p = make_pipeline()
     summary = p.run()
     assert summary.status == "succeeded"
@@ -277,16 +413,30 @@ def test_bad_input_is_rejected_recorded_and_never_lost(tree: IngestionTree, make
     assert {item["key"] for item in doc["rejected_content"]} == {garbage, partly, badname}
 
 
-def test_other_totesys_tables_are_skipped_not_errors(tree: IngestionTree, make_pipeline: Make) -> None:
-    tree.put("baseline", "payment_type", T0, [{"payment_type_id": 1, "payment_type_name": "SALES_RECEIPT"}])
+def test_other_totesys_tables_are_skipped_not_errors(
+    tree: IngestionTree, make_pipeline: Make
+) -> None:
+    tree.put(
+        "baseline",
+        "payment_type",
+        T0,
+        [{"payment_type_id": 1, "payment_type_name": "SALES_RECEIPT"}],
+    )
     tree.put("updated", "transaction", T0, [{"transaction_id": 1}])
     summary = make_pipeline().run()
     assert summary.count("skipped") == 2 and summary.count("rejected") == 0
 
 
-def test_dim_date_covers_every_fact_date_contiguously(tree: IngestionTree, make_pipeline: Make) -> None:
+def test_dim_date_covers_every_fact_date_contiguously(
+    tree: IngestionTree, make_pipeline: Make
+) -> None:
     tree.dimensions()
-    tree.put("updated", "sales_order", T0, [order(1, T0, agreed_delivery_date="2025-01-03", agreed_payment_date="2025-02-01")])
+    tree.put(
+        "updated",
+        "sales_order",
+        T0,
+        [order(1, T0, agreed_delivery_date="2025-01-03", agreed_payment_date="2025-02-01")],
+    )
     p = make_pipeline()
     p.run()
     tree.put("updated", "sales_order", T0 + H, [order(2, T0 + H, created=datetime(2024, 10, 1))])
@@ -296,11 +446,18 @@ def test_dim_date_covers_every_fact_date_contiguously(tree: IngestionTree, make_
     assert days[0] == date(2024, 10, 1) and days[-1] == date(2025, 2, 1)
     assert len(days) == len(set(days)) == (days[-1] - days[0]).days + 1
     f = fact(p)
-    for column in ("created_date", "last_updated_date", "agreed_payment_date", "agreed_delivery_date"):
+    for column in (
+        "created_date",
+        "last_updated_date",
+        "agreed_payment_date",
+        "agreed_delivery_date",
+    ):
         assert f.join(cal, left_on=column, right_on="date_id", how="anti").is_empty()
 
 
-def test_crashed_run_rerun_duplicates_nothing(tree: IngestionTree, make_pipeline: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crashed_run_rerun_duplicates_nothing(
+    tree: IngestionTree, make_pipeline: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Fault injection: the run dies after the fact commit, before the ledger records the files."""
     tree.dimensions()
     tree.put("baseline", "sales_order", T0, [order(i, T0) for i in range(1, 4)])
@@ -343,4 +500,8 @@ def test_real_totesys_snapshot(tmp_path: Path, make_pipeline: Make) -> None:
     assert dim(p, "dim_design").filter(~pl.col("is_inferred")).height == counts["design"]
     assert dim(p, "dim_currency").height == counts["currency"]
     assert dim(p, "dim_counterparty").height == counts["counterparty"]
-    assert dim(p, "dim_currency").sort("currency_id")["currency_name"].to_list() == ["British Pound", "US Dollar", "Euro"]
+    assert dim(p, "dim_currency").sort("currency_id")["currency_name"].to_list() == [
+        "British Pound",
+        "US Dollar",
+        "Euro",
+    ]

@@ -9,7 +9,9 @@ from transforms import fact_sales_order as fact
 from transforms.schemas import FACT_SALES_ORDER, SOURCE_TABLES
 
 
-def orders(*rows: dict[str, object], source_file: str = "updated/x.json", file_seq: int = 0) -> pl.DataFrame:
+def orders(
+    *rows: dict[str, object], source_file: str = "updated/x.json", file_seq: int = 0
+) -> pl.DataFrame:
     base = {
         "created_at": datetime(2024, 1, 1, 9, 0, 0, 123000),
         "design_id": 1,
@@ -50,8 +52,12 @@ def test_versions_split_timestamps_into_date_and_time_strings() -> None:
 
 
 def test_same_version_twice_is_one_version_first_delivery_wins() -> None:
-    a = orders({"sales_order_id": 1, "last_updated": T1, "units_sold": 5}, file_seq=0, source_file="a")
-    b = orders({"sales_order_id": 1, "last_updated": T1, "units_sold": 9}, file_seq=1, source_file="b")
+    a = orders(
+        {"sales_order_id": 1, "last_updated": T1, "units_sold": 5}, file_seq=0, source_file="a"
+    )
+    b = orders(
+        {"sales_order_id": 1, "last_updated": T1, "units_sold": 9}, file_seq=1, source_file="b"
+    )
     v = fact.order_versions(pl.concat([b, a]))
     assert v.height == 1
     assert v["source_file"][0] == "a"
