@@ -158,7 +158,8 @@ class S3Storage:
                 "Body"
             ].read()
         except Exception as exc:
-            raise StorageError(f"reading s3://{self.bucket}/{self._key(key)} failed: {exc}") from exc
+            where = f"s3://{self.bucket}/{self._key(key)}"
+            raise StorageError(f"reading {where} failed: {exc}") from exc
         return body
 
     def write(self, key: str, data: bytes) -> None:
@@ -201,7 +202,9 @@ class S3Storage:
 
     def delta_storage_options(self) -> dict[str, str]:
         # delta-rs commits a version with a conditional PUT (If-None-Match: *): no DynamoDB lock.
-        options = {"conditional_put": "etag"}
+        # `aws_conditional_put` is object_store's documented key (the bare `conditional_put`
+        # alias is accepted too); moto server and SeaweedFS both answer 412 to a second create.
+        options = {"aws_conditional_put": "etag"}
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         if region:
             options["AWS_REGION"] = region
