@@ -46,6 +46,12 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 }
 
 
+CHECKPOINT_INTERVAL = 10
+NEW_TABLE_CONFIGURATION: dict[str, str | None] = {
+    "delta.checkpointInterval": str(CHECKPOINT_INTERVAL)
+}
+
+
 class UnknownTable(KeyError):
     pass
 
@@ -137,6 +143,9 @@ class Lake:
             self.uri(name),
             frame.to_arrow(),
             mode="append",
+            # Set when the table is created: frequent small runs replay every commit since the
+            # last checkpoint on each table open, so checkpoint often (delta-rs default: 100).
+            configuration=None if self.exists(name) else NEW_TABLE_CONFIGURATION,
             storage_options=self.options,
             commit_properties=_commit(run_id, "append"),
         )

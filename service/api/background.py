@@ -90,7 +90,8 @@ def _maintain(
     overlaps a pipeline run (LeaseBusy if one holds it past the wait)."""
     from service.maintenance import maintain
 
-    retention = int(job.get("retention_days") or settings.retention_days)
+    requested = job.get("retention_days")
+    retention = settings.retention_days if requested is None else int(requested)
     record = RunRecord(run_id=run_id, status="running", trigger="maintenance", started_at=utcnow())
     pipeline.ledger.record_run(record)
     try:

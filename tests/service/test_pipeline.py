@@ -92,6 +92,10 @@ def test_second_run_with_no_new_files_commits_nothing(
     p = make_pipeline()
     first = p.run()
     assert first.count("applied") == 7
+    # tables are created checkpointing often (many small runs replay the log otherwise)
+    fact_table = p.lake.table("fact_sales_order")
+    assert fact_table is not None
+    assert fact_table.metadata().configuration.get("delta.checkpointInterval") == "10"
     before = versions(p)
     second = p.run()
     assert second.files == []

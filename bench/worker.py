@@ -1,0 +1,191 @@
+"""One measurement, run in a fresh interpreter by bench.run: `python -m bench.worker TASK JSON`.
+
+Prints one JSON line on stdout (its own timings and peak RSS); progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+T_START = time.perf_counter()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _pipeline(ingestion: str, processed: str) -> Any:
+    from service.pipeline import Pipeline
+    from service.settings import Settings
+
+    return Pipeline.from_settings(Settings(ingestion_uri=ingestion, processed_uri=processed))
+
+
+def task_pipeline(args: dict[str, Any]) -> dict[str, Any]:
+    """Pipeline.run over every pending file."""
+    pipeline = _pipeline(args["ingestion"], args["processed"])
+    t0 = time.perf_counter()
+    summary = pipeline.run(trigger="bench")
+    run_s = time.perf_counter() - t0
+    assert summary.status == "succeeded", summary.error
+    return {"run_s": run_s, "rows": summary.rows_written.get("fact_sales_order", 0)}
+
+
+def task_floor(args: dict[str, Any]) -> dict[str, Any]:
+    """The floor: Polars reads the sales_order file(s) with an explicit schema (timestamps, dates
+    and decimals as strings, as the spec measured), one Delta write, no transformation."""
+    import polars as pl
+    from deltalake import write_deltalake
+
+    from transforms.schemas import SOURCE_TABLES
+
+    schema = {
+        c: (pl.String() if isinstance(t, pl.Datetime | pl.Date | pl.Decimal) else t)
+        for c, t in SOURCE_TABLES["sales_order"].columns.items()
+    }
+    t0 = time.perf_counter()
+    files = sorted(Path(args["ingestion"]).glob("baseline/sales_order-*.json"))
+    frame = pl.concat([pl.read_ndjson(f, schema=schema) for f in files])
+    write_deltalake(args["out"], frame.to_arrow(), mode="append")
+    return {"run_s": time.perf_counter() - t0, "rows": frame.height}
+
+
+def task_incremental(args: dict[str, Any]) -> dict[str, Any]:
+    """One run applying one pending update file to an existing root."""
+    return task_pipeline(args)
+
+
+def task_small_runs(args: dict[str, Any]) -> dict[str, Any]:
+    """`runs` consecutive runs of one small update file each, then maintenance; current-state
+    read times after the first run, after the last and after maintenance."""
+    from service import queries
+    from service.maintenance import maintain
+
+    pipeline = _pipeline(args["ingestion"], args["processed"])
+    lake = pipeline.lake
+    staging = Path(args["staging"])
+    ingestion = Path(args["ingestion"])
+    files = sorted(staging.iterdir())
+    before_files = files[: args.get("runs", len(files))]
+    after_files = files[len(before_files) :]
+
+    def one_run(staged: Path) -> float:
+        (ingestion / "updated" / staged.name).write_bytes(staged.read_bytes())
+        t0 = time.perf_counter()
+        summary = pipeline.run(trigger="bench")
+        assert summary.status == "succeeded", summary.error
+        assert summary.rows_written.get("fact_sales_order", 0) > 0
+        return time.perf_counter() - t0
+
+    def read_interleaved(lakes: list[Any]) -> list[tuple[float, int]]:
+        """Median time to read the current state of all sales from each lake, the lakes read in
+        turn so that a change in the (shared) machine's load hits them all alike."""
+        times: list[list[float]] = [[] for _ in lakes]
+        rows = [0] * len(lakes)
+        for _ in range(args.get("read_repeats", 3)):
+            for i, each in enumerate(lakes):
+                t0 = time.perf_counter()
+                rows[i] = queries.current_sales(each).height
+                times[i].append(time.perf_counter() - t0)
+        return [(median(t), r) for t, r in zip(times, rows, strict=True)]
+
+    def snapshot(label: str) -> Any:
+        """A copy of the processed root as it is now, to read later."""
+        from service.lake import Lake
+        from service.storage import LocalStorage
+
+        copy = Path(args["processed"] + "-" + label)
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(args["processed"], copy)
+        return Lake(LocalStorage(copy))
+
+    def table_stats() -> dict[str, Any]:
+        from service.lake import ALL_PATHS
+
+        fact = lake.table("fact_sales_order")
+        assert fact is not None
+        data_files = 0
+        commits = 0
+        for name in ALL_PATHS:
+            dt = lake.table(name)
+            if dt is None:
+                continue
+            data_files += len(dt.file_uris())
+            commits += dt.version() + 1
+        return {
+            "fact_files": len(fact.file_uris()),
+            "fact_version": fact.version(),
+            "all_files": data_files,
+            "all_commits": commits,
+            "fact_parquet_on_disk": len(list(Path(lake.uri("fact_sales_order")).glob("*.parquet"))),
+        }
+
+    run_times: list[float] = []
+    after_1_lake = None
+    for number, staged in enumerate(before_files):
+        run_times.append(one_run(staged))
+        if number == 0:
+            after_1_lake = snapshot("after-1-run")
+            stats_after_1 = table_stats()
+        if number % 20 == 19:
+            print(f"  small runs: {number + 1}/{len(before_files)}", file=sys.stderr, flush=True)
+    assert after_1_lake is not None
+    before_lake = snapshot("before-maintenance")
+    stats_before = table_stats()
+    t0 = time.perf_counter()
+    result = maintain(lake, args["retention_days"], zorder=args.get("zorder", True))
+    maintain_s = time.perf_counter() - t0
+    read_after_1, read_before, read_after = read_interleaved([after_1_lake, before_lake, lake])
+    stats_after = table_stats()
+    after_times = [one_run(staged) for staged in after_files]
+    return {
+        "run_times": run_times,
+        "run_times_after_maintenance": after_times,
+        "read_after_1_run_s": read_after_1[0],
+        "read_before_maintenance_s": read_before[0],
+        "read_after_maintenance_s": read_after[0],
+        "current_rows": read_after[1],
+        "stats_after_1_run": stats_after_1,
+        "stats_before_maintenance": stats_before,
+        "stats_after_maintenance": stats_after,
+        "maintain_s": maintain_s,
+        "maintenance": {
+            k: v for k, v in result["tables"]["fact_sales_order"].items() if k != "tables"
+        },
+    }
+
+
+def task_import(args: dict[str, Any]) -> dict[str, Any]:
+    import importlib
+
+    t0 = time.perf_counter()
+    importlib.import_module(args["module"])
+    return {"import_s": time.perf_counter() - t0}
+
+
+TASKS = {
+    "pipeline": task_pipeline,
+    "floor": task_floor,
+    "incremental": task_incremental,
+    "small_runs": task_small_runs,
+    "import": task_import,
+}
+
+
+def main() -> None:
+    task, raw = sys.argv[1], sys.argv[2]
+    result = TASKS[task](json.loads(raw))
+    result["peak_rss_mb"] = _peak_rss_mb()
+    result["process_s"] = time.perf_counter() - T_START
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
