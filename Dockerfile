@@ -4,7 +4,7 @@
 #
 # Python 3.12 on Amazon Linux 2023 (glibc 2.34): current pyarrow wheels are
 # manylinux_2_28, which the Amazon Linux 2 based python:3.11 image (glibc 2.26)
-# cannot install. deltalake + polars + pyarrow are ~320 MB, over the 250 MB zip
+# cannot install. deltalake + polars + pyarrow install to ~600 MB, over the 250 MB zip
 # limit, hence an image.
 FROM public.ecr.aws/lambda/python:3.12
 
