@@ -2,9 +2,10 @@
 # triggers, the schedules, the maintenance job and the HTTP control plane (Mangum).
 # Built by `sam build` (infra/template.yaml, Metadata: DockerContext/Dockerfile).
 #
-# Python 3.12 on Amazon Linux 2023 (glibc 2.34): current pyarrow wheels are
-# manylinux_2_28, which the Amazon Linux 2 based python:3.11 image (glibc 2.26)
-# cannot install. deltalake + polars + pyarrow install to ~600 MB, over the 250 MB zip
+# Python 3.12 on Amazon Linux 2023 (glibc 2.34): newer wheels are manylinux_2_28,
+# which the Amazon Linux 2 based python:3.11 image (glibc 2.26) cannot install.
+# deltalake + polars install to ~450 MB (no pyarrow: Polars hands frames to delta-rs
+# through the Arrow C stream interface), over the 250 MB zip
 # limit, hence an image.
 FROM public.ecr.aws/lambda/python:3.12
 

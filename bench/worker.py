@@ -53,7 +53,7 @@ def task_floor(args: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     files = sorted(Path(args["ingestion"]).glob("baseline/sales_order-*.json"))
     frame = pl.concat([pl.read_ndjson(f, schema=schema) for f in files])
-    write_deltalake(args["out"], frame.to_arrow(), mode="append")
+    write_deltalake(args["out"], frame, mode="append")
     return {"run_s": time.perf_counter() - t0, "rows": frame.height}
 
 

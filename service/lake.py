@@ -141,7 +141,7 @@ class Lake:
             return 0
         write_deltalake(
             self.uri(name),
-            frame.to_arrow(),
+            frame,
             mode="append",
             # Set when the table is created: frequent small runs replay every commit since the
             # last checkpoint on each table open, so checkpoint often (delta-rs default: 100).
@@ -160,7 +160,7 @@ class Lake:
             return
         write_deltalake(
             self.uri(name),
-            frame.to_arrow(),
+            frame,
             mode="overwrite",
             predicate=predicate,
             storage_options=self.options,
@@ -187,7 +187,7 @@ class Lake:
         assert dt is not None
         on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         merger = dt.merge(
-            frame.to_arrow(),
+            frame,
             predicate=on,
             source_alias="s",
             target_alias="t",

@@ -171,3 +171,20 @@ def make_pipeline(tmp_path: Path) -> Callable[..., Pipeline]:
         return Pipeline.from_settings(s)
 
     return make
+
+
+# The real Totesys snapshot lives in ../shared/data beside the checkout (CI lays it there too).
+REAL_SNAPSHOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "totesys-2024-11"
+
+
+def require_real_snapshot() -> Path:
+    """The snapshot's folder; outside CI a checkout without ../shared skips, in CI it fails
+    (a missing snapshot must not pass as a skipped test there)."""
+    import os
+
+    if not REAL_SNAPSHOT.is_dir():
+        message = f"reference snapshot not present at {REAL_SNAPSHOT}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return REAL_SNAPSHOT

@@ -42,8 +42,8 @@ class Context:
         return 900000
 result = h.lambda_handler(json.load(open(sys.argv[2])), Context())
 print(json.dumps({"handler_result": result}))
-import boto3, polars, deltalake, pyarrow, fastapi, mangum
-for m in (boto3, polars, deltalake, pyarrow, fastapi, mangum):
+import boto3, polars, deltalake, fastapi, mangum
+for m in (boto3, polars, deltalake, fastapi, mangum):
     assert m.__file__.startswith(sys.argv[1]), m.__file__
 """
 

@@ -14,7 +14,7 @@ import pytest
 from service import queries
 from service.ledger import Ledger
 from service.pipeline import Pipeline
-from tests.conftest import T0, IngestionTree, order
+from tests.conftest import T0, IngestionTree, order, require_real_snapshot
 
 Make = Callable[..., Pipeline]
 H = timedelta(hours=1)
@@ -486,9 +486,7 @@ def test_crashed_run_rerun_duplicates_nothing(
 
 
 def test_real_totesys_snapshot(tmp_path: Path, make_pipeline: Make) -> None:
-    source = Path(__file__).resolve().parents[3] / "shared" / "data" / "totesys-2024-11"
-    if not source.is_dir():
-        pytest.skip(f"reference snapshot not present at {source}")
+    source = require_real_snapshot()
     tree = IngestionTree(tmp_path / "ingestion")
     counts = {}
     for path in sorted(source.glob("*.jsonl")):

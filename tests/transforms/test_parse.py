@@ -4,17 +4,16 @@ import json
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from tests.conftest import require_real_snapshot
 from transforms.parse import ParsedFile, parse_file
 from transforms.schemas import REJECTS, SOURCE_TABLES
 
-REAL_DATA = Path("/work/shared/data/totesys-2024-11")
 SOURCE = "baseline/sales_order-2024-11-14T10:20:30.json"
 
 # ---------------------------------------------------------------------------------------------
@@ -616,12 +615,8 @@ def test_an_empty_object_in_an_array_is_a_record_missing_every_field() -> None:
 # real data
 
 
-@pytest.mark.skipif(
-    not (REAL_DATA / "sales_order.jsonl").exists(),
-    reason=f"real Totesys snapshot not available at {REAL_DATA}/sales_order.jsonl",
-)
 def test_real_sales_order_snapshot() -> None:
-    data = (REAL_DATA / "sales_order.jsonl").read_bytes()
+    data = (require_real_snapshot() / "sales_order.jsonl").read_bytes()
     parsed = parse_file(data, "sales_order", "baseline/sales_order-2024-11-14T10:20:30.jsonl")
     assert_schemas(parsed)
     assert parsed.rows.height == 11_175
@@ -634,12 +629,9 @@ def test_real_sales_order_snapshot() -> None:
     assert_frame_equal(parse(wrapped(records)).rows, parsed.rows)
 
 
-@pytest.mark.skipif(not REAL_DATA.exists(), reason=f"real Totesys snapshot not at {REAL_DATA}")
 @pytest.mark.parametrize("table", sorted(SOURCE_TABLES))
 def test_real_snapshot_tables_parse_cleanly(table: str) -> None:
-    path = REAL_DATA / f"{table}.jsonl"
-    if not path.exists():
-        pytest.skip(f"{path} not available")
+    path = require_real_snapshot() / f"{table}.jsonl"
     parsed = parse_file(path.read_bytes(), table, f"baseline/{table}-20241114T1020Z.jsonl")
     assert parsed.rejects.is_empty(), parsed.rejects.head(5).to_dicts()
     assert parsed.rows.height == parsed.records_read > 0
