@@ -26,9 +26,11 @@ from service.pipeline import Pipeline
 from service.settings import Settings
 from service.storage import open_storage
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
+)
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
 log = logging.getLogger("totesys.cli")
 
 IngestionOpt = Annotated[
@@ -144,8 +146,8 @@ def run(
         _fail(f"{exc}; its files will be applied by that run or the next one")
         return
     except Exception as exc:
-        log.exception("run failed")
-        _fail(f"run failed: {type(exc).__name__}: {exc}")
+        log.debug("run failed", exc_info=True)  # the traceback, with --verbose
+        _fail(f"run failed: {type(exc).__name__}: {exc} (-v for the traceback)")
         return
     result = summary.to_dict()
     if as_json:
@@ -290,8 +292,8 @@ def maintain(
         _fail(f"{exc}; try again when it has finished")
         return
     except Exception as exc:
-        log.exception("maintenance failed")
-        _fail(f"maintenance failed: {type(exc).__name__}: {exc}")
+        log.debug("maintenance failed", exc_info=True)  # the traceback, with --verbose
+        _fail(f"maintenance failed: {type(exc).__name__}: {exc} (-v for the traceback)")
         return
     if as_json:
         _print_json(result)
@@ -346,5 +348,16 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
+def entrypoint() -> None:
+    """The `totesys` script: anything a command did not handle is one error line (the
+    traceback goes to the log, shown with --verbose) and exit status 1."""
+    try:
+        app()
+    except Exception as exc:
+        log.debug("command failed", exc_info=True)
+        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    entrypoint()
