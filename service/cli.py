@@ -29,7 +29,8 @@ from service.storage import open_storage
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
 )
-out = Console()
+# Piped output keeps whole values (rich would wrap to 80 columns without a terminal).
+out = Console(width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)  # an error stays one line, however long
 log = logging.getLogger("totesys.cli")
 
