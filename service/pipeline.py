@@ -289,8 +289,9 @@ class Pipeline:
             )
             summary.add_rows(f"_state/source/{table}", counts["inserted"] + counts["updated"])
             rebuild.update(DIMENSIONS_FROM_SOURCE[table])
+        mirrors: dict[str, pl.DataFrame] = {}  # address feeds two dimensions: read it once
         for name in sorted(rebuild):
-            self._rebuild_dimension(name, summary)
+            self._rebuild_dimension(name, summary, mirrors)
 
         # 3. facts
         baselines = [
@@ -406,12 +407,16 @@ class Pipeline:
             latest, snapshot.rows["sales_order_id"], item.key.timestamp, item.key.key, seq
         )
 
-    def _rebuild_dimension(self, name: str, summary: RunSummary) -> None:
+    def _rebuild_dimension(
+        self, name: str, summary: RunSummary, mirrors: dict[str, pl.DataFrame]
+    ) -> None:
         def mirror(table: str) -> pl.DataFrame:
-            frame = self.lake.read(f"source_{table}")
-            if frame is None:
-                return pl.DataFrame(schema=SOURCE_TABLES[table].columns)
-            return frame
+            if table not in mirrors:
+                frame = self.lake.read(f"source_{table}")
+                mirrors[table] = (
+                    pl.DataFrame(schema=SOURCE_TABLES[table].columns) if frame is None else frame
+                )
+            return mirrors[table]
 
         warnings: list[str] = []
         if name == "dim_staff":
