@@ -193,16 +193,7 @@ def history(
     if rows.is_empty():
         _fail(f"no sales order {sales_order_id}")
     _print_frame(
-        rows.select(
-            "sales_record_id",
-            "change_type",
-            "last_updated",
-            "units_sold",
-            "unit_price",
-            "agreed_delivery_date",
-            "agreed_payment_date",
-            "source_file",
-        ),
+        rows.select(queries.HISTORY_VIEW_COLUMNS),
         f"sales order {sales_order_id}",
     )
 

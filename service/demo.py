@@ -108,17 +108,7 @@ def _show(history: pl.DataFrame) -> None:
         tbl_hide_dataframe_shape=True,
         tbl_hide_column_data_types=True,
     ):
-        print(
-            history.select(
-                "sales_record_id",
-                "change_type",
-                "last_updated",
-                "units_sold",
-                "unit_price",
-                "agreed_delivery_date",
-                "source_file",
-            )
-        )
+        print(history.select(queries.HISTORY_VIEW_COLUMNS))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,19 @@ def _fact(lake: Lake, version: int | None = None, where: pl.Expr | None = None) 
     return pl.DataFrame(schema=FACT_SALES_ORDER) if frame is None else frame
 
 
+# The columns a person reads in a sale's history (CLI table, demo); the JSON forms carry all.
+HISTORY_VIEW_COLUMNS = [
+    "sales_record_id",
+    "change_type",
+    "last_updated",
+    "units_sold",
+    "unit_price",
+    "agreed_delivery_date",
+    "agreed_payment_date",
+    "source_file",
+]
+
+
 def sale_history(lake: Lake, sales_order_id: int, version: int | None = None) -> pl.DataFrame:
     """Every stored version of one sale, oldest first, deletion included."""
     rows = _fact(lake, version, pl.col("sales_order_id") == sales_order_id)
