@@ -19,10 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from service import queries
+from service import jobs, queries
 from service.lake import Lake
-from service.lease import LeaseBusy
-from service.pipeline import Pipeline
+from service.lease import LeaseView
 from service.settings import Settings
 from service.storage import open_storage
 
@@ -120,36 +119,61 @@ def generate(
     )
 
 
+WAIT_HELP = (
+    "Seconds to wait for a live run's lease before leaving a wake marker (that run then applies "
+    "these files too) and exiting with code 75. A holder that missed a heartbeat is presumed dead "
+    "and waited out (at most its lease) whatever this says."
+)
+EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the lease and will apply the files
+EXIT_INTERRUPTED = 130
+
+
 @app.command()
 def run(
     ingestion: IngestionOpt = None,
     processed: ProcessedOpt = None,
     as_json: JsonOpt = False,
+    wait: Annotated[float, typer.Option("--wait", help=WAIT_HELP)] = 45.0,
 ) -> None:
     """Apply every pending ingestion file to the Delta tables."""
     settings = _settings(ingestion, processed)
-    pipeline = Pipeline.from_settings(settings)
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} files"),
         TimeElapsedColumn(),
     ]
-    try:
-        with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-            task = bar.add_task("planning", total=None)
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("planning", total=None)
 
-            def progress(message: str, done: int, total: int) -> None:
-                bar.update(task, description=message, completed=done, total=total)
+        def progress(message: str, done: int, total: int) -> None:
+            bar.update(task, description=message, completed=done, total=total)
 
-            summary = pipeline.run(trigger="cli", progress=progress)
-    except LeaseBusy as exc:
-        _fail(f"{exc}; its files will be applied by that run or the next one")
+        def waiting(view: LeaseView) -> None:
+            holder = view.latest.holder if view.latest else "?"
+            bar.update(task, description=f"waiting for run {holder}'s lease")
+
+        outcome = jobs.execute(
+            jobs.Job("run", trigger="cli"),
+            settings,
+            progress=progress,
+            on_wait=waiting,
+            wait_seconds=wait,
+        )
+    if outcome.status == "busy":
+        err.print(
+            f"[yellow]busy:[/yellow] {outcome.error}; a wake marker asks it to apply the pending "
+            "files before it releases"
+        )
+        raise typer.Exit(EXIT_BUSY)
+    if outcome.status == "interrupted":
+        err.print(f"[yellow]interrupted:[/yellow] run {outcome.run_id} recorded as interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if outcome.summary is None or outcome.status != "succeeded":
+        log.debug("run failed", exc_info=outcome.exception)  # the traceback, with --verbose
+        _fail(f"run failed: {outcome.error} (-v for the traceback)")
         return
-    except Exception as exc:
-        log.debug("run failed", exc_info=True)  # the traceback, with --verbose
-        _fail(f"run failed: {type(exc).__name__}: {exc} (-v for the traceback)")
-        return
+    summary = outcome.summary
     result = summary.to_dict()
     if as_json:
         _print_json(result)
@@ -267,26 +291,21 @@ def maintain(
     as_json: JsonOpt = False,
 ) -> None:
     """Compact small files, checkpoint, and vacuum what no version inside the window needs."""
-    from service.maintenance import maintain as run_maintenance
-
     settings = _settings(processed=processed)
     days = settings.retention_days if retention_days is None else retention_days
-    lake = Lake(open_storage(settings.processed_uri))
-    try:
-        with err.status("maintaining tables…"):
-            result = run_maintenance(
-                lake,
-                days,
-                lease_seconds=settings.lease_seconds,
-                lease_wait_seconds=settings.lease_wait_seconds,
-            )
-    except LeaseBusy as exc:
-        _fail(f"{exc}; try again when it has finished")
+    with err.status("maintaining tables…"):
+        job = jobs.execute(jobs.Job("maintain", trigger="cli", retention_days=days), settings)
+    if job.status == "busy":
+        err.print(f"[yellow]busy:[/yellow] {job.error}; try again when it has finished")
+        raise typer.Exit(EXIT_BUSY)
+    if job.status == "interrupted":
+        err.print(f"[yellow]interrupted:[/yellow] maintenance {job.run_id} recorded as interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if job.maintenance is None or job.status != "succeeded":
+        log.debug("maintenance failed", exc_info=job.exception)  # the traceback, with --verbose
+        _fail(f"maintenance failed: {job.error} (-v for the traceback)")
         return
-    except Exception as exc:
-        log.debug("maintenance failed", exc_info=True)  # the traceback, with --verbose
-        _fail(f"maintenance failed: {type(exc).__name__}: {exc} (-v for the traceback)")
-        return
+    result = job.maintenance
     if as_json:
         _print_json(result)
         return

@@ -19,8 +19,8 @@ import time
 from typing import Any
 from urllib.parse import unquote_plus
 
-from service.lease import LeaseBusy
-from service.ledger import RunRecord, utcnow
+from service import jobs
+from service.jobs import Job
 from service.observability import (
     emit_run_metrics,
     log_file_outcomes,
@@ -28,7 +28,7 @@ from service.observability import (
     route_package_logs,
     run_fields,
 )
-from service.pipeline import INGESTION_PREFIXES, Pipeline, RunSummary, new_run_id
+from service.pipeline import INGESTION_PREFIXES, new_run_id
 from service.settings import Settings
 from service.storage import S3Storage, open_storage
 
@@ -131,59 +131,51 @@ def run(
     """Run the pipeline with logs and metrics; raise (after logging) if it fails.
 
     `only_keys` re-applies just those files (reprocess); `has_pending_record` says the API
-    recorded this run as pending, so a run that cannot start must close that record."""
-    run_id = run_id or new_run_id()
-    logger.append_keys(run_id=run_id, trigger=trigger)
+    recorded this run as pending, so a busy run is recorded (`busy`) for its caller to see.
+    Busy is not a failure: the wake marker the run left asks the holder to apply the files
+    before it lets go, so this invocation returns within seconds instead of waiting."""
+    job = Job("run", run_id or new_run_id(), trigger, only_keys)
+    logger.append_keys(run_id=job.run_id, trigger=trigger)
     started = time.monotonic()
-    pipeline = Pipeline.from_settings(settings)
-    summary: RunSummary | None = None
-    try:
-        summary = pipeline.run(run_id=run_id, trigger=trigger, only_keys=only_keys)
-    except LeaseBusy as exc:
-        # Not a failure: the holder (or the next event / schedule) applies the pending files.
+    result = jobs.execute(job, settings, record_busy=has_pending_record)
+    if result.status == "busy":
         logger.warning(
-            "another run holds the lease; files stay pending", extra={"reason": str(exc)}
+            "another run holds the lease; it will apply these files before it releases",
+            extra={"reason": result.error},
         )
-        if has_pending_record:  # the API made a pending run record: close it
-            _record_busy(pipeline, run_id, trigger, str(exc))
         emit_run_metrics(None, _ms(started), failed=False)
-        return {"run_id": run_id, "status": "busy", "error": str(exc)}
-    except Exception as exc:
-        logger.exception(
-            "run failed", extra={"outcome": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        return {"run_id": job.run_id, "status": "busy", "error": result.error}
+    if result.summary is None or result.status != "succeeded":
+        logger.error(
+            "run failed",
+            extra={"outcome": result.status, "error": result.error},
+            exc_info=result.exception,
         )
-        emit_run_metrics(None, _ms(started), failed=True)
-        raise
+        emit_run_metrics(result.summary, _ms(started), failed=True)
+        raise RuntimeError(f"run {job.run_id} {result.status}: {result.error}")
+    summary = result.summary
     log_file_outcomes(summary)
-    result = run_fields(summary)
-    logger.info("run finished", extra={"outcome": summary.status, **result})
+    fields = run_fields(summary)
+    logger.info("run finished", extra={"outcome": summary.status, **fields})
     emit_run_metrics(summary, _ms(started), failed=False)
-    return json.loads(json.dumps(result, default=str))
-
-
-def _record_busy(pipeline: Pipeline, run_id: str, trigger: str, error: str) -> None:
-    now = utcnow()
-    record = RunRecord(run_id, "failed", trigger, started_at=now, finished_at=now, error=error)
-    try:
-        pipeline.ledger.record_run(record)
-    except Exception:
-        logger.exception("could not record the busy run", extra={"outcome": "failed"})
+    return json.loads(json.dumps(fields, default=str))
 
 
 def _maintain(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Compact, checkpoint and vacuum (daily schedule or the API), recorded as a run."""
-    from service.api.background import execute
-
-    job = {"trigger": "schedule", **event, "run_id": str(event.get("run_id") or new_run_id())}
-    logger.append_keys(run_id=job["run_id"], trigger=job["trigger"])
-    result = execute(job, settings)  # records running / succeeded / failed itself
-    if result.get("status") != "succeeded":
-        logger.error(
-            "maintenance failed", extra={"outcome": "failed", "error": result.get("error")}
+    job = Job.from_event({"trigger": "schedule", **event, "action": "maintain"})
+    logger.append_keys(run_id=job.run_id, trigger=job.trigger)
+    result = jobs.execute(job, settings, record_busy="run_id" in event)
+    if result.status == "busy":
+        logger.warning(
+            "maintenance postponed: another run holds the lease", extra={"reason": result.error}
         )
-        raise RuntimeError(f"maintenance {job['run_id']} failed: {result.get('error')}")
+        return {"run_id": job.run_id, "status": "busy", "error": result.error}
+    if result.status != "succeeded":
+        logger.error("maintenance failed", extra={"outcome": "failed", "error": result.error})
+        raise RuntimeError(f"maintenance {job.run_id} failed: {result.error}")
     logger.info("maintenance finished", extra={"outcome": "succeeded"})
-    return json.loads(json.dumps(result, default=str))
+    return json.loads(json.dumps(result.record(), default=str))
 
 
 def _http(event: dict[str, Any], context: Any, settings: Settings) -> Any:

@@ -1,11 +1,22 @@
 """The Delta tables under the processed root: names ↔ paths, read, append, merge, history.
 
 Every write carries the run id in its commit metadata, so a table's history says which run made
-each version. Writers are serialised by the run lease (service/lease.py); readers never block.
+each version. Writers are serialised by the run lease (service/lease.py), and every write first
+calls `fence` (the lease's check that this run still holds it); readers never block.
+
+On S3 every table open is several round trips (`_last_checkpoint`, a log listing, the checkpoint,
+the commits after it), so a Lake keeps one handle per table and writes through it: delta-rs brings
+the handle up to date with its own commit, and a run opens each table it touches once. Handles
+outlive a run (the API's Lake serves every request; a Pipeline object may run again): each
+`new_session()` (a run's pass, an API request) makes the first use of a kept handle bring it up
+to date incrementally (`update_incremental`: a listing after its version and the new commits)
+instead of reopening it.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -77,6 +88,19 @@ class Lake:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self.options = storage.delta_storage_options()
+        self._handles: dict[str, DeltaTable] = {}
+        self._session = 0
+        self._fresh_in: dict[str, int] = {}  # session in which each handle was last refreshed
+        self._lock = threading.RLock()
+        # Called before every commit: the run lease's fence (LeaseLost stops the write).
+        self.fence: Callable[[], None] | None = None
+        # Called after every commit with (table, handle, operation): the catalog's bookkeeping.
+        self.on_commit: Callable[[str, DeltaTable, str], None] | None = None
+
+    def new_session(self) -> None:
+        """Kept handles may be stale now (another run may have written): refresh on next use."""
+        with self._lock:
+            self._session += 1
 
     # -- names --------------------------------------------------------------------------------
     def uri(self, name: str) -> str:
@@ -86,19 +110,46 @@ class Lake:
             raise UnknownTable(name) from None
 
     def table(self, name: str, version: int | None = None) -> DeltaTable | None:
-        try:
-            return DeltaTable(self.uri(name), version=version, storage_options=self.options)
-        except TableNotFoundError:
-            return None
+        """The table's handle (kept: opened once), or a new one at `version`; None if the
+        table does not exist."""
+        if version is not None:
+            try:
+                return DeltaTable(self.uri(name), version=version, storage_options=self.options)
+            except TableNotFoundError:
+                return None
+        with self._lock:
+            handle = self._handles.get(name)
+            if handle is not None and self._fresh_in.get(name) != self._session:
+                try:
+                    handle.update_incremental()
+                except Exception:  # the log moved under it (vacuum, log cleanup): reopen
+                    handle = None
+            if handle is None:
+                try:
+                    handle = DeltaTable(self.uri(name), storage_options=self.options)
+                except TableNotFoundError:
+                    self._handles.pop(name, None)
+                    return None
+                self._handles[name] = handle
+            self._fresh_in[name] = self._session
+            return handle
+
+    def forget(self) -> None:
+        """Drop every kept handle (another writer may have moved the tables)."""
+        self._handles.clear()
 
     def exists(self, name: str) -> bool:
-        return DeltaTable.is_deltatable(self.uri(name), storage_options=self.options)
+        return self.table(name) is not None
 
     # -- reads --------------------------------------------------------------------------------
     def scan(self, name: str, version: int | datetime | None = None) -> pl.LazyFrame | None:
         """A lazy frame of the table (at a version or commit time), or None if it doesn't exist."""
-        if not self.exists(name):
+        handle = self.table(name)
+        if handle is None:
             return None
+        if version is None:
+            # the kept handle: no second log replay for the scan
+            return pl.scan_delta(handle, storage_options=self.options)
         return pl.scan_delta(self.uri(name), version=version, storage_options=self.options)
 
     def read(
@@ -136,36 +187,51 @@ class Lake:
         return self._column_stat(name, column, "min")
 
     # -- writes -------------------------------------------------------------------------------
+    def _before_commit(self) -> None:
+        if self.fence is not None:
+            self.fence()
+
+    def _after_commit(self, name: str, operation: str) -> None:
+        handle = self.table(name)
+        if handle is not None and self.on_commit is not None:
+            self.on_commit(name, handle, operation)
+
     def append(self, name: str, frame: pl.DataFrame, run_id: str | None) -> int:
         if frame.is_empty():
             return 0
+        handle = self.table(name)
+        self._before_commit()
         write_deltalake(
-            self.uri(name),
+            handle if handle is not None else self.uri(name),
             frame,
             mode="append",
             # Set when the table is created: frequent small runs replay every commit since the
             # last checkpoint on each table open, so checkpoint often (delta-rs default: 100).
-            configuration=None if self.exists(name) else NEW_TABLE_CONFIGURATION,
+            configuration=None if handle is not None else NEW_TABLE_CONFIGURATION,
             storage_options=self.options,
             commit_properties=_commit(run_id, "append"),
         )
+        self._after_commit(name, "WRITE")
         return frame.height
 
     def replace_where(
         self, name: str, frame: pl.DataFrame, predicate: str, run_id: str | None
     ) -> None:
         """Replace the rows matching a SQL predicate with `frame` in one commit."""
-        if not self.exists(name):
+        handle = self.table(name)
+        if handle is None:
             self.append(name, frame, run_id)
             return
+        self._before_commit()
         write_deltalake(
-            self.uri(name),
+            handle,
             frame,
             mode="overwrite",
             predicate=predicate,
             storage_options=self.options,
             commit_properties=_commit(run_id, "replace_where"),
         )
+        self._after_commit(name, "WRITE")
 
     def upsert(
         self,
@@ -180,11 +246,11 @@ class Lake:
         predicate over s.* and t.*, holds), insert the rest. Creates the table if needed."""
         if frame.is_empty():
             return {"inserted": 0, "updated": 0}
-        if not self.exists(name):
+        dt = self.table(name)
+        if dt is None:
             self.append(name, frame, run_id)
             return {"inserted": frame.height, "updated": 0}
-        dt = self.table(name)
-        assert dt is not None
+        self._before_commit()
         on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         merger = dt.merge(
             frame,
@@ -196,6 +262,7 @@ class Lake:
         if not insert_only:
             merger = merger.when_matched_update_all(predicate=update_when)
         metrics = merger.when_not_matched_insert_all().execute()
+        self._after_commit(name, "MERGE")
         return {
             "inserted": int(metrics.get("num_target_rows_inserted", 0)),
             "updated": int(metrics.get("num_target_rows_updated", 0)),

@@ -1,12 +1,28 @@
 """Which ingestion files were applied, rejected or skipped, and the record of every run.
 
-Both are append-only Delta tables under `_state/`: a file's status is its latest ledger row, a
-run's status its latest run row. A file with no ledger row is pending.
+Both are small state objects under `_state/`, written only by the run that holds the lease
+(service/lease.py), so each is one GET to read and one PUT to write, whatever the history:
+
+- `_state/files.parquet`: the latest outcome of every ingestion file ever decided. A file with no
+  row is pending. A run reads it once to plan and rewrites it after each batch (a file stops being
+  pending only then, so a crashed batch's files are applied again by the next run).
+- `_state/runs/index.json`: the newest runs (up to INDEX_KEEP), newest first; older ones move to
+  `_state/runs/archive/` in chunks. A run writes its record when it starts (`running`) and when
+  it ends.
+
+A run that does not hold the lease (the API's `pending` record, a run that found the lease busy)
+cannot write the index: its record travels in its wake marker (`_state/lease/wake-*.json`), which
+readers merge in and the next holder folds into the index.
+
+Roots written before these objects existed kept a `_state/ledger` and a `_state/runs` Delta
+table; the first read of such a root takes their latest rows over.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,8 +31,17 @@ from typing import Any
 import polars as pl
 
 from service.lake import Lake
-from service.storage import ObjectInfo
+from service.lease import LeaseView, observe
+from service.storage import ObjectInfo, Storage
 from transforms.schemas import TIMESTAMP
+
+log = logging.getLogger("totesys.ledger")
+
+FILES_KEY = "_state/files.parquet"
+RUNS_INDEX_KEY = "_state/runs/index.json"
+RUNS_ARCHIVE_PREFIX = "_state/runs/archive/"
+INDEX_KEEP = 1000  # runs kept in the index; older ones are archived in chunks
+ARCHIVE_CHUNK = 200
 
 LEDGER: dict[str, pl.DataType] = {
     "source_file": pl.String(),
@@ -32,20 +57,8 @@ LEDGER: dict[str, pl.DataType] = {
     "recorded_at": TIMESTAMP,
 }
 
-RUNS: dict[str, pl.DataType] = {
-    "run_id": pl.String(),
-    "status": pl.String(),  # pending | running | succeeded | failed
-    "trigger": pl.String(),
-    "started_at": TIMESTAMP,
-    "finished_at": TIMESTAMP,
-    "files_applied": pl.Int64(),
-    "files_rejected": pl.Int64(),
-    "files_skipped": pl.Int64(),
-    "rows_rejected": pl.Int64(),
-    "rows_written": pl.String(),  # JSON object: table → rows
-    "error": pl.String(),
-    "recorded_at": TIMESTAMP,
-}
+# pending | running | succeeded | failed | busy | interrupted | abandoned
+RUN_STATUSES = ("pending", "running", "succeeded", "failed", "busy", "interrupted", "abandoned")
 
 
 def utcnow() -> datetime:
@@ -95,29 +108,225 @@ class RunRecord:
             "error": self.error,
         }
 
+    def to_json(self) -> dict[str, Any]:
+        out = self.to_dict()
+        for name in ("started_at", "finished_at"):
+            value = out[name]
+            out[name] = value.isoformat() if value else None
+        return out
 
-class Ledger:
-    def __init__(self, lake: Lake) -> None:
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        values: dict[str, Any] = {k: data.get(k) for k in cls.__dataclass_fields__ if k in data}
+        for name in ("started_at", "finished_at"):
+            raw = values.get(name)
+            values[name] = _naive(datetime.fromisoformat(raw)) if raw else None
+        values["rows_written"] = dict(values.get("rows_written") or {})
+        return cls(**values)
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+# -- files --------------------------------------------------------------------------------------
+class FileBook:
+    """The latest outcome of every decided ingestion file, as one Parquet object."""
+
+    def __init__(self, storage: Storage, lake: Lake | None = None) -> None:
+        self.storage = storage
         self.lake = lake
+        self._frame: pl.DataFrame | None = None
 
-    # -- files --------------------------------------------------------------------------------
-    def recorded_files(self) -> set[str]:
-        frame = self.lake.read("ledger", columns=["source_file"])
-        return set() if frame is None else set(frame["source_file"].to_list())
+    def load(self) -> pl.DataFrame:
+        data = self.storage.read_if_exists(FILES_KEY)
+        frame = pl.read_parquet(io.BytesIO(data)) if data is not None else self._from_legacy_table()
+        self._frame = frame.select([pl.col(c).cast(t) for c, t in LEDGER.items()])
+        return self._frame
 
-    def record_files(self, outcomes: list[FileOutcome], run_id: str) -> None:
+    @property
+    def frame(self) -> pl.DataFrame:
+        return self._frame if self._frame is not None else self.load()
+
+    def _from_legacy_table(self) -> pl.DataFrame:
+        if self.lake is not None and self.lake.exists("ledger"):
+            legacy = self.lake.read("ledger")
+            if legacy is not None:
+                return legacy.sort("recorded_at").unique("source_file", keep="last")
+        return pl.DataFrame(schema=LEDGER)
+
+    def record(self, outcomes: list[FileOutcome], run_id: str) -> None:
+        """Set these files' outcomes (in memory; `save` writes them)."""
         if not outcomes:
             return
         now = utcnow()
-        rows = [{**o.__dict__, "run_id": run_id, "recorded_at": now} for o in outcomes]
-        self.lake.append("ledger", pl.DataFrame(rows, schema=LEDGER), run_id)
+        rows = pl.DataFrame(
+            [{**o.__dict__, "run_id": run_id, "recorded_at": now} for o in outcomes],
+            schema=LEDGER,
+        ).unique("source_file", keep="last")
+        keep = self.frame.filter(~pl.col("source_file").is_in(rows["source_file"].implode()))
+        self._frame = pl.concat([keep, rows], how="vertical_relaxed").sort("source_file")
+
+    def save(self) -> None:
+        buffer = io.BytesIO()
+        self.frame.write_parquet(buffer, compression="zstd")
+        self.storage.write(FILES_KEY, buffer.getvalue())
+
+
+# -- runs ---------------------------------------------------------------------------------------
+class RunBook:
+    """The run index (written by the lease holder) merged with the records in wake markers."""
+
+    def __init__(self, storage: Storage, lake: Lake | None = None) -> None:
+        self.storage = storage
+        self.lake = lake
+        self._records: list[RunRecord] | None = None
+
+    # the holder's side ------------------------------------------------------------------------
+    def load(self) -> list[RunRecord]:
+        data = self.storage.read_if_exists(RUNS_INDEX_KEY)
+        if data is not None:
+            self._records = [RunRecord.from_json(r) for r in json.loads(data)["runs"]]
+        else:
+            self._records = self._from_legacy_table()
+        return self._records
+
+    @property
+    def records(self) -> list[RunRecord]:
+        return self._records if self._records is not None else self.load()
+
+    def _from_legacy_table(self) -> list[RunRecord]:
+        if self.lake is None or not self.lake.exists("runs"):
+            return []
+        frame = self.lake.read("runs")
+        if frame is None:
+            return []
+        latest = (
+            frame.sort("recorded_at")
+            .unique("run_id", keep="last")
+            .sort("started_at", descending=True, nulls_last=True)
+        )
+        out = []
+        for row in latest.iter_rows(named=True):
+            values = {k: v for k, v in row.items() if k != "recorded_at"}
+            values["rows_written"] = json.loads(values["rows_written"] or "{}")
+            out.append(RunRecord(**values))
+        return out
+
+    def put(self, record: RunRecord) -> None:
+        """Add or replace a record (in memory; `save` writes the index)."""
+        records = [r for r in self.records if r.run_id != record.run_id]
+        records.append(record)
+        records.sort(key=lambda r: (r.started_at or datetime.min, r.run_id), reverse=True)
+        self._records = records
+
+    def fold(self, record: RunRecord) -> None:
+        """Take in a record carried by a wake marker, unless the index knows better (a marker's
+        `pending` never replaces what the run itself recorded since)."""
+        known = next((r for r in self.records if r.run_id == record.run_id), None)
+        if known is None or (known.status == "pending" and record.status != "pending"):
+            self.put(record)
+
+    def mark_abandoned(self, noticed_by: str, live_holder: str | None) -> list[str]:
+        """Every `running` record but the live holder's becomes `abandoned`: its run died (or
+        was paused past its lease) without recording an end."""
+        marked = []
+        now = utcnow()
+        for record in self.records:
+            if record.status == "running" and record.run_id not in {noticed_by, live_holder}:
+                record.status = "abandoned"
+                record.finished_at = record.finished_at or now
+                record.error = (
+                    f"abandoned: its lease expired without a release (the process died or was "
+                    f"paused); noticed at {now.isoformat(timespec='seconds')} by run {noticed_by}"
+                )
+                marked.append(record.run_id)
+        return marked
+
+    def save(self) -> None:
+        records = self.records
+        if len(records) > INDEX_KEEP + ARCHIVE_CHUNK:
+            keep, old = records[:INDEX_KEEP], records[INDEX_KEEP:]
+            name = f"{RUNS_ARCHIVE_PREFIX}{old[-1].run_id}_{old[0].run_id}.json"
+            self.storage.write(name, _runs_json(old))
+            self._records = records = keep
+        self.storage.write(RUNS_INDEX_KEY, _runs_json(records))
+
+    # readers ----------------------------------------------------------------------------------
+    def view(self, lease: LeaseView | None = None) -> list[RunRecord]:
+        """Every known run, newest first: the index, the records still in wake markers, and the
+        truth about `running`: a run that no longer holds a live lease is shown `abandoned`."""
+        lease = lease or observe(self.storage)
+        by_id = {r.run_id: r for r in self.load()}
+        for record in marker_records(self.storage, lease.markers):
+            if record.run_id not in by_id or by_id[record.run_id].status == "pending":
+                by_id[record.run_id] = record
+        live = None
+        if lease.latest is not None and not lease.free:
+            live = lease.latest.holder
+        for record in by_id.values():
+            if record.status == "running" and record.run_id != live:
+                record.status = "abandoned"
+                record.error = record.error or (
+                    "abandoned: it holds no live lease (the process died or was paused); "
+                    "the next run records when it was noticed"
+                )
+        return sorted(
+            by_id.values(), key=lambda r: (r.started_at or datetime.min, r.run_id), reverse=True
+        )
+
+    def find(self, run_id: str) -> RunRecord | None:
+        for record in self.view():
+            if record.run_id == run_id:
+                return record
+        for obj in self.storage.list(RUNS_ARCHIVE_PREFIX):
+            data = self.storage.read_if_exists(obj.key)
+            for raw in json.loads(data or b'{"runs": []}')["runs"]:
+                if raw.get("run_id") == run_id:
+                    return RunRecord.from_json(raw)
+        return None
+
+
+def _runs_json(records: list[RunRecord]) -> bytes:
+    return json.dumps({"runs": [r.to_json() for r in records]}).encode()
+
+
+def marker_records(storage: Storage, markers: Iterable[ObjectInfo]) -> list[RunRecord]:
+    """The run records carried by wake markers (those that carry one)."""
+    out = []
+    for obj in markers:
+        body = read_marker(storage, obj.key)
+        if body and body.get("record"):
+            out.append(RunRecord.from_json(body["record"]))
+    return out
+
+
+def read_marker(storage: Storage, key: str) -> dict[str, Any] | None:
+    data = storage.read_if_exists(key)
+    if data is None:
+        return None
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+class Ledger:
+    """Files and runs of one processed root (reads for the API and CLI, writes for the holder)."""
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        self.files = FileBook(lake.storage, lake)
+        self.runs_book = RunBook(lake.storage, lake)
+
+    # -- files --------------------------------------------------------------------------------
+    def recorded_files(self) -> set[str]:
+        return set(self.files.load()["source_file"].to_list())
 
     def file_statuses(self) -> pl.DataFrame:
-        """The latest ledger row of every recorded file."""
-        frame = self.lake.read("ledger")
-        if frame is None:
-            return pl.DataFrame(schema=LEDGER)
-        return frame.sort("recorded_at").unique("source_file", keep="last").sort("source_file")
+        """The latest outcome of every recorded file, sorted by key."""
+        return self.files.load().sort("source_file")
 
     def file_report(self, listed: Iterable[ObjectInfo], status: str | None = None) -> pl.DataFrame:
         """Every ingestion file listed or recorded with its status (`pending`: listed, no ledger
@@ -136,33 +345,8 @@ class Ledger:
         return frame if status is None else frame.filter(pl.col("status") == status)
 
     # -- runs ---------------------------------------------------------------------------------
-    def record_run(self, run: RunRecord) -> None:
-        row = {
-            **run.to_dict(),
-            "rows_written": json.dumps(run.rows_written),
-            "recorded_at": utcnow(),
-        }
-        self.lake.append("runs", pl.DataFrame([row], schema=RUNS), run.run_id)
-
     def runs(self) -> list[RunRecord]:
-        frame = self.lake.read("runs")
-        if frame is None:
-            return []
-        latest = (
-            frame.sort("recorded_at")
-            .unique("run_id", keep="last")
-            .sort("started_at", descending=True, nulls_last=True)
-        )
-        return [_run_from_row(r) for r in latest.iter_rows(named=True)]
+        return self.runs_book.view()
 
     def run(self, run_id: str) -> RunRecord | None:
-        frame = self.lake.read("runs", where=pl.col("run_id") == run_id)
-        if frame is None or frame.is_empty():
-            return None
-        return _run_from_row(frame.sort("recorded_at").row(-1, named=True))
-
-
-def _run_from_row(row: dict[str, Any]) -> RunRecord:
-    values = {k: v for k, v in row.items() if k != "recorded_at"}
-    values["rows_written"] = json.loads(values["rows_written"] or "{}")
-    return RunRecord(**values)
+        return self.runs_book.find(run_id)

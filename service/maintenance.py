@@ -53,9 +53,12 @@ def maintain(
     lease_seconds: int = 900,
     lease_wait_seconds: float = 120.0,
     zorder: bool = True,
+    lease: Lease | None = None,
 ) -> dict[str, Any]:
     """Compact, checkpoint, expire log entries and vacuum every existing table.
 
+    Holds the run lease (its own, or `lease` when a job runner holds it already) and checks it
+    before each table.
     Returns `{"run_id", "retention_days", "tables": {name: stats}, "seconds"}`; each table's stats:
     version before/after, active files before/after, files and bytes vacuumed, log entries removed.
     """
@@ -63,18 +66,23 @@ def maintain(
         raise ValueError("retention_days must not be negative")
     holder = run_id or new_maintenance_id()
     started = time.monotonic()
-    lease = Lease(lake.storage, holder, lease_seconds)
-    lease.acquire(lease_wait_seconds)
+    own_lease = lease is None
+    if lease is None:
+        lease = Lease(lake.storage, holder, lease_seconds)
+        lease.acquire(lease_wait_seconds)
+        lease.start_heartbeat()
     tables: dict[str, dict[str, Any]] = {}
+    lake.new_session()  # tables may have moved since this Lake last looked
     try:
         for name in ALL_PATHS:
             dt = lake.table(name)
             if dt is None:
                 continue
+            lease.fence()  # a paused maintenance must not rewrite a table another run now owns
             tables[name] = _maintain_table(lake, name, dt, retention_days, holder, zorder)
-            lease.renew()
     finally:
-        lease.release()
+        if own_lease:
+            lease.release()
     return {
         "run_id": holder,
         "retention_days": retention_days,

@@ -1,16 +1,25 @@
 """Plan (pending files in timestamp order) → apply (parse, transform, commit, record).
 
-A run takes the lease on the processed root, lists the ingestion files that have no ledger row
-(or the keys it was asked to reprocess), and applies them in batches, in order of their file-name
-timestamps. One batch is one commit per table, in an order that makes a crash harmless:
-source mirrors → dimensions → facts → inferred members → calendar → rejects → ledger. A file is
-pending until its ledger row is written, so a crashed run's files are applied again by the next
-run, and every step above is idempotent (versions already stored are dropped, merges compare,
-rejects are replaced per file).
+A run takes the lease on the processed root (service/lease.py; a heartbeat keeps it, every commit
+is fenced by it), records itself `running`, lists the ingestion files that have no ledger row (or
+the keys it was asked to reprocess), and applies them in batches, in order of their file-name
+timestamps. Everything in a batch that can fail on data (parsing, typing, versions, ids, inferred
+members, the calendar extension) is computed before its first commit; then it is one commit per
+changed table, in an order that makes a crash harmless: source mirrors → dimensions → facts →
+inferred members → calendar → rejects → file ledger → fact index and catalog. A file is pending
+until its ledger row is written, so a crashed run's files are applied again by the next run, and
+every step above is idempotent (versions already stored are dropped, merges compare, rejects are
+replaced per file).
+
+Runs that found the lease busy leave wake markers; before it lets go, the holder lists them and,
+if one arrived after its plan, takes the lease again and re-plans, so no file waits for the
+schedule. A run whose lease was taken over (it was paused past it) stops at its next commit with
+LeaseLost and writes nothing more.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -20,10 +29,13 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
+from deltalake import DeltaTable
 
+from service import catalog as fact_index
+from service.catalog import Catalog
 from service.lake import Lake
-from service.lease import Lease
-from service.ledger import FileOutcome, Ledger, RunRecord, utcnow
+from service.lease import MARKER_PREFIX, Lease, LeaseBusy, LeaseLost, LeaseView, leave_marker
+from service.ledger import FileOutcome, Ledger, RunRecord, read_marker, utcnow
 from service.settings import Settings
 from service.storage import ObjectInfo, Storage, open_storage
 from transforms import dim_date, dimensions
@@ -35,12 +47,18 @@ from transforms.ingestion_key import (
     parse_ingestion_key,
 )
 from transforms.parse import ParsedFile, parse_file
-from transforms.schemas import IGNORED_SOURCE_TABLES, REJECTS, SOURCE_TABLES
+from transforms.schemas import (
+    FACT_SCHEMA_COLUMNS,
+    IGNORED_SOURCE_TABLES,
+    REJECTS,
+    SOURCE_TABLES,
+)
 
 log = logging.getLogger("totesys.pipeline")
 
 INGESTION_PREFIXES = ("baseline/", "updated/")
 Progress = Callable[[str, int, int], None]  # (message, done, total)
+LeaseWait = Callable[[LeaseView], None]  # called while waiting for another run's lease
 
 # Which dimensions are rebuilt when rows of a source table arrive.
 DIMENSIONS_FROM_SOURCE: dict[str, tuple[str, ...]] = {
@@ -143,6 +161,7 @@ class Pipeline:
         self.settings = settings
         self.lake = Lake(processed)
         self.ledger = Ledger(self.lake)
+        self.catalog = Catalog()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
@@ -155,16 +174,19 @@ class Pipeline:
         return [obj for prefix in INGESTION_PREFIXES for obj in self.ingestion.list(prefix)]
 
     def plan(
-        self, only_keys: Iterable[str] | None = None
+        self, only_keys: Iterable[str] | None = None, include_pending: bool | None = None
     ) -> tuple[list[PlannedFile], list[FileOutcome]]:
-        """Files to apply (in application order) and outcomes decided without reading them."""
-        objects = self.list_ingestion()
-        if only_keys is not None:
-            wanted = set(only_keys)
-            objects = [o for o in objects if o.key in wanted]
-        else:
-            recorded = self.ledger.recorded_files()
-            objects = [o for o in objects if o.key not in recorded]
+        """Files to apply (in application order) and outcomes decided without reading them:
+        every pending file (unless only `only_keys` were asked for) and the `only_keys`."""
+        wanted = set(only_keys or [])
+        if include_pending is None:
+            include_pending = only_keys is None
+        recorded = self.ledger.recorded_files() if include_pending else set()
+        objects = [
+            o
+            for o in self.list_ingestion()
+            if o.key in wanted or (include_pending and o.key not in recorded)
+        ]
         planned: list[PlannedFile] = []
         decided: list[FileOutcome] = []
         for obj in objects:
@@ -219,34 +241,240 @@ class Pipeline:
         trigger: str = "cli",
         only_keys: Iterable[str] | None = None,
         progress: Progress | None = None,
+        wait_seconds: float | None = None,
+        record_busy: bool = False,
+        on_wait: LeaseWait | None = None,
     ) -> RunSummary:
+        """Apply every pending file (or just `only_keys`) under the lease.
+
+        LeaseBusy if another live run holds the lease past `wait_seconds` (default: the
+        setting); a wake marker then asks that run to apply these files before it lets go, and
+        with `record_busy` the marker carries this run's record (`busy`) for GET /runs."""
         summary = RunSummary(run_id=run_id or new_run_id(), trigger=trigger)
-        lease = Lease(self.processed, summary.run_id, self.settings.lease_seconds)
-        lease.acquire(self.settings.lease_wait_seconds)
+        keys = sorted(set(only_keys)) if only_keys is not None else None
+        lease = self._take_lease(summary, keys, wait_seconds, record_busy, on_wait)
+        reprocess = set(keys or [])
+        include_pending = keys is None
+        while True:
+            seen = self._hold_and_apply(lease, summary, include_pending, reprocess, progress)
+            fresh = [m for m in _list_markers(self.processed) if m.key not in seen]
+            if not fresh:
+                return summary
+            # A run found the lease busy after this run planned: take it again and re-plan.
+            lease = Lease(self.processed, summary.run_id, self.settings.lease_seconds)
+            lease.try_acquire()
+            if not lease.held:
+                return summary  # another run holds it now and will see the markers
+            log.info("wake markers arrived during run %s: re-planning", summary.run_id)
+            reprocess, include_pending = set(), False  # the markers say what is wanted
+
+    def maintain(
+        self,
+        retention_days: int,
+        *,
+        run_id: str | None = None,
+        trigger: str = "maintenance",
+        wait_seconds: float | None = None,
+        record_busy: bool = False,
+        zorder: bool = True,
+    ) -> tuple[RunSummary, dict[str, Any]]:
+        """Compact, checkpoint and vacuum every table under the lease, recorded as a run."""
+        from service.maintenance import maintain
+
+        summary = RunSummary(run_id=run_id or new_run_id(), trigger=trigger)
+        lease = self._take_lease(summary, None, wait_seconds, record_busy, None)
+        lease.start_heartbeat()
+        self.lake.new_session()
+        self.lake.fence = lease.fence
+        result: dict[str, Any] = {}
         try:
-            self.ledger.record_run(summary.record())
-            planned, decided = self.plan(only_keys)
-            summary.files.extend(decided)
-            self.ledger.record_files(decided, summary.run_id)
-            batches = self.batches(planned)
-            done = 0
-            for number, batch in enumerate(batches):
-                if number:
-                    lease.renew()
-                self._apply_batch(batch, summary, done, len(planned), progress)
-                done += len(batch)
+            # fold the records wake markers carry; those that ask for files stay for a run
+            view = lease.acquired_view
+            others, answered = [], []
+            for marker in sorted(view.markers if view else [], key=lambda m: m.key):
+                body = read_marker(self.processed, marker.key) or {}
+                if body.get("record"):
+                    record = RunRecord.from_json(body["record"])
+                    if record.run_id != summary.run_id:
+                        others.append(record)
+                if body.get("only_keys") == [] or body.get("run_id") == summary.run_id:
+                    answered.append(marker.key)
+            self._open_record(lease, summary, others)
+            if answered:
+                self.processed.delete_many(answered)
+            self.catalog = Catalog.load(self.processed)
+            fact_before = self.catalog.tables.get("fact_sales_order")
+            index_current = (
+                fact_before is not None and self.catalog.fact_index_version == fact_before.version
+            )
+            result = maintain(
+                self.lake, retention_days, run_id=summary.run_id, lease=lease, zorder=zorder
+            )
+            # maintenance changes versions, never rows: carry the catalog forward
+            for name, stats in result["tables"].items():
+                state = self.catalog.tables.get(name)
+                if state is not None:
+                    state.version = int(stats["version_after"])
+            fact_after = result["tables"].get("fact_sales_order")
+            if index_current and fact_after is not None:
+                self.catalog.fact_index_version = int(fact_after["version_after"])
+            lease.fence()
+            self.catalog.save(self.processed)
             summary.status = "succeeded"
+        except KeyboardInterrupt:
+            summary.status = "interrupted"
+            summary.error = "interrupted (SIGINT or SIGTERM)"
+            raise
         except BaseException as exc:
             summary.status = "failed"
             summary.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
             summary.finished_at = utcnow()
+            self._close_record(lease, summary)
+        if _list_markers(self.processed):  # files landed while maintenance held the lease
+            with contextlib.suppress(LeaseBusy):  # the run that holds it answers the markers
+                self.run(trigger="wake", wait_seconds=0)
+        return summary, result
+
+    def _open_record(self, lease: Lease, summary: RunSummary, others: list[RunRecord]) -> None:
+        """Record this run `running` in the run index (with the records wake markers carried),
+        and mark runs that died holding the lease `abandoned`."""
+        book = self.ledger.runs_book
+        book.load()
+        for record in others:
+            book.fold(record)
+        for run_id in book.mark_abandoned(summary.run_id, None):
+            message = f"run {run_id} was abandoned (its lease expired without a release)"
+            log.warning(message)
+            summary.warnings.append(message)
+        summary.status = "running"
+        book.put(summary.record())
+        lease.fence()
+        book.save()
+
+    def _take_lease(
+        self,
+        summary: RunSummary,
+        only_keys: list[str] | None,
+        wait_seconds: float | None,
+        record_busy: bool,
+        on_wait: LeaseWait | None,
+    ) -> Lease:
+        lease = Lease(self.processed, summary.run_id, self.settings.lease_seconds)
+        wait = self.settings.lease_wait_seconds if wait_seconds is None else wait_seconds
+        try:
+            lease.acquire(wait, on_wait)
+        except LeaseBusy as busy:
+            record = None
+            if record_busy:
+                now = utcnow()
+                record = RunRecord(
+                    summary.run_id,
+                    "busy",
+                    summary.trigger,
+                    started_at=now,
+                    finished_at=now,
+                    error=f"{busy}; that run applies the pending files before it releases",
+                ).to_json()
+            leave_marker(
+                self.processed,
+                summary.run_id,
+                {"trigger": summary.trigger, "only_keys": only_keys, "record": record},
+            )
+            lease.try_acquire()  # the holder may have let go while the marker was written
+            if not lease.held:
+                raise
+        return lease
+
+    def _hold_and_apply(
+        self,
+        lease: Lease,
+        summary: RunSummary,
+        include_pending: bool,
+        reprocess: set[str],
+        progress: Progress | None,
+    ) -> set[str]:
+        """One plan-and-apply pass under a held lease; records the run and releases the lease.
+        Returns the wake markers this pass answered."""
+        lease.start_heartbeat()
+        self.lake.new_session()
+        self.lake.fence = lease.fence
+        self.lake.on_commit = self._committed
+        seen: set[str] = set()
+        try:
+            view = lease.acquired_view
+            others: list[RunRecord] = []
+            for marker in sorted(view.markers if view else [], key=lambda m: m.key):
+                body = read_marker(self.processed, marker.key)
+                seen.add(marker.key)
+                if not body:
+                    continue
+                if body.get("only_keys") is None:
+                    include_pending = True
+                else:
+                    reprocess.update(str(k) for k in body["only_keys"])
+                if body.get("record") and body.get("run_id") != summary.run_id:
+                    others.append(RunRecord.from_json(body["record"]))
+            self._open_record(lease, summary, others)
+
+            self.catalog = Catalog.load(self.processed)
+            planned, decided = self.plan(sorted(reprocess), include_pending)
+            if seen:
+                self.processed.delete_many(sorted(seen))  # this plan answers them
+            summary.files.extend(decided)
+            self.ledger.files.record(decided, summary.run_id)
+            batches = self.batches(planned)
+            done = 0
+            for batch in batches:
+                self._apply_batch(batch, summary, done, len(planned), progress)
+                done += len(batch)
+            if decided and not batches:
+                lease.fence()
+                self.ledger.files.save()
+            summary.status = "succeeded"
+        except KeyboardInterrupt:
+            summary.status = "interrupted"
+            summary.error = "interrupted (SIGINT or SIGTERM)"
+            raise
+        except BaseException as exc:
+            summary.status = "failed"
+            summary.error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            summary.finished_at = utcnow()
+            self._close_record(lease, summary)
+        return seen
+
+    def _close_record(self, lease: Lease, summary: RunSummary) -> None:
+        """Write the run's final record, then let the lease go. A run that lost the lease may
+        not touch the index: its record travels in a wake marker instead."""
+        book = self.ledger.runs_book
+        try:
             try:
-                self.ledger.record_run(summary.record())
-            finally:
-                lease.release()
-        return summary
+                lease.fence()
+                book.put(summary.record())
+                book.save()
+            except LeaseLost:
+                leave_marker(
+                    self.processed,
+                    summary.run_id,
+                    {
+                        "trigger": summary.trigger,
+                        "only_keys": [],
+                        "record": summary.record().to_json(),
+                    },
+                )
+        except Exception:
+            log.exception("could not record the end of run %s", summary.run_id)
+        finally:
+            self.lake.fence = None
+            lease.release()
+
+    def _committed(self, name: str, handle: DeltaTable, operation: str) -> None:
+        actions = pl.DataFrame(handle.get_add_actions(flatten=True))
+        rows = int(actions["num_records"].sum()) if not actions.is_empty() else 0
+        self.catalog.set_table(name, handle.version(), rows, operation)
 
     # -- apply --------------------------------------------------------------------------------
     def _apply_batch(
@@ -269,53 +497,76 @@ class Pipeline:
         if progress:
             progress(f"writing batch of {len(batch)} files", done + len(batch), total)
 
+        # Everything that can fail on data is computed first: the batch commits consistently
+        # or not at all.
         run_id = summary.run_id
         frames = _frames_by_table(parsed)
-        # 1. source mirrors (latest row per member), 2. dimensions built from them
-        rebuild: set[str] = set()
-        for table, rows in frames.items():
-            if table == "sales_order":
-                continue
-            source = SOURCE_TABLES[table]
-            latest = dimensions.latest_source_rows(rows, source.key).select(
-                [*source.columns, "source_file"]
-            )
-            counts = self.lake.upsert(
-                f"source_{table}",
-                latest,
-                [source.key],
-                run_id,
-                update_when="s.last_updated > t.last_updated",
-            )
-            summary.add_rows(f"_state/source/{table}", counts["inserted"] + counts["updated"])
-            rebuild.update(DIMENSIONS_FROM_SOURCE[table])
-        mirrors: dict[str, pl.DataFrame] = {}  # address feeds two dimensions: read it once
-        for name in sorted(rebuild):
-            self._rebuild_dimension(name, summary, mirrors)
-
-        # 3. facts
+        mirrors = self._merged_mirrors(frames)
+        dims = self._dimensions(
+            set().union(*(DIMENSIONS_FROM_SOURCE[t] for t in mirrors)), mirrors, summary
+        )
         baselines = [
             (seq, item, result)
             for seq, item, result in parsed
             if item.key.table == "sales_order" and item.key.kind == "baseline"
         ]
+        facts: FactPlan | None = None
+        inferred: dict[str, pl.DataFrame] = {}
+        extension = pl.DataFrame()
         if "sales_order" in frames or baselines:
-            facts = self._apply_facts(frames.get("sales_order"), baselines, summary)
-            # 4. inferred members, 5. calendar — from every version in the batch, stored
-            # before or not, so a re-run after a crash between commits completes them.
-            self._add_inferred_members(facts, summary)
-            self._extend_calendar(facts, summary)
-
-        # 6. rejects (replaced per file, so reprocessing a file never duplicates them)
+            facts = self._plan_facts(frames.get("sales_order"), baselines, summary)
+            # from every version in the batch, stored before or not, so a re-run after a crash
+            # between commits completes them
+            inferred = self._inferred_members(facts.referenced, dims)
+            extension = self._calendar_extension(facts.referenced)
         rejects = pl.concat([r.rejects for _, _, r in parsed], how="vertical_relaxed")
         rejects = rejects.select([pl.col(c).cast(t) for c, t in REJECTS.items()])
-        if not rejects.is_empty() or self.lake.exists("rejects"):
+
+        # 1. source mirrors, 2. dimensions built from them
+        for table, (latest, key) in mirrors.items():
+            counts = self.lake.upsert(
+                f"source_{table}",
+                latest,
+                [key],
+                run_id,
+                update_when="s.last_updated > t.last_updated",
+            )
+            summary.add_rows(f"_state/source/{table}", counts["inserted"] + counts["updated"])
+        for name, dim in sorted(dims.items()):
+            key, _ = dimensions.DIMENSION_KEYS[name]
+            changed = " OR ".join(
+                f"(t.{c} IS DISTINCT FROM s.{c})" for c in dim.columns if c != key
+            )
+            counts = self.lake.upsert(name, dim, [key], run_id, update_when=changed)
+            summary.add_rows(name, counts["inserted"] + counts["updated"])
+            self.catalog.add_members(name, dim[key])
+        # 3. facts, 4. inferred members, 5. calendar
+        if facts is not None:
+            self._store_facts(facts, summary)
+        for name, rows in inferred.items():
+            key, _ = dimensions.DIMENSION_KEYS[name]
+            counts = self.lake.upsert(name, rows, [key], run_id, insert_only=True)
+            summary.add_rows(name, counts["inserted"])
+            self.catalog.add_members(name, rows[key])
+        if not extension.is_empty():
+            summary.add_rows("dim_date", self.lake.append("dim_date", extension, run_id))
+        if facts is not None and facts.referenced.height:
+            self._note_calendar(extension, facts.referenced)
+
+        # 6. rejects (replaced per file, so reprocessing a file never duplicates them); a batch
+        # whose files never had rejects has nothing to replace
+        had_rejects = self._files_with_rejects([item.key.key for _, item, _ in parsed])
+        if not rejects.is_empty() or had_rejects:
             keys = ", ".join(_sql_str(item.key.key) for _, item, _ in parsed)
             self.lake.replace_where("rejects", rejects, f"source_file IN ({keys})", run_id)
         summary.rejects.extend(rejects.head(1000).to_dicts())
 
-        # 7. ledger: the batch's files stop being pending only now
-        self.ledger.record_files(outcomes, run_id)
+        # 7. ledger: the batch's files stop being pending only now; then the derived state
+        self.lake._before_commit()
+        self.ledger.files.record(outcomes, run_id)
+        self.ledger.files.save()
+        self.lake._before_commit()
+        self.catalog.save(self.processed)
         summary.files.extend(outcomes)
         for o in outcomes:
             if o.outcome == "rejected" or o.rows_rejected:
@@ -327,29 +578,185 @@ class Pipeline:
                     extra={"file_key": o.source_file, "outcome": o.outcome},
                 )
 
-    def _apply_facts(
+    def _files_with_rejects(self, keys: list[str]) -> bool:
+        files = self.ledger.files.frame
+        prior = files.filter(
+            pl.col("source_file").is_in(keys)
+            & ((pl.col("outcome") == "rejected") | (pl.col("rows_rejected") > 0))
+        )
+        return not prior.is_empty()
+
+    # -- dimensions ---------------------------------------------------------------------------
+    def _merged_mirrors(
+        self, frames: dict[str, pl.DataFrame]
+    ) -> dict[str, tuple[pl.DataFrame, str]]:
+        """Per source table in the batch: its latest incoming rows (to MERGE into the mirror)."""
+        out = {}
+        for table, rows in frames.items():
+            if table == "sales_order":
+                continue
+            source = SOURCE_TABLES[table]
+            latest = dimensions.latest_source_rows(rows, source.key).select(
+                [*source.columns, "source_file"]
+            )
+            out[table] = (latest, source.key)
+        return out
+
+    def _mirror_after_merge(
+        self, table: str, incoming: dict[str, tuple[pl.DataFrame, str]]
+    ) -> pl.DataFrame:
+        """The mirror as it will be after this batch's MERGE (stored rows, replaced by incoming
+        rows that are strictly newer), computed before anything is written."""
+        source = SOURCE_TABLES[table]
+        stored = self.lake.read(f"source_{table}")
+        if stored is None:
+            stored = pl.DataFrame(schema={**source.columns, "source_file": pl.String()})
+        if table not in incoming:
+            return stored
+        latest, key = incoming[table]
+        both = pl.concat(
+            [
+                stored.with_columns(pl.lit(1, dtype=pl.Int8).alias("_stored")),
+                latest.with_columns(pl.lit(0, dtype=pl.Int8).alias("_stored")),
+            ],
+            how="vertical_relaxed",
+        )
+        # per key: the newest row; on a tie the stored row stays (the MERGE updates on `>`)
+        return (
+            both.sort([key, "last_updated", "_stored"])
+            .unique(subset=key, keep="last", maintain_order=True)
+            .drop("_stored")
+        )
+
+    def _dimensions(
+        self,
+        names: set[str],
+        incoming: dict[str, tuple[pl.DataFrame, str]],
+        summary: RunSummary,
+    ) -> dict[str, pl.DataFrame]:
+        cache: dict[str, pl.DataFrame] = {}  # address feeds two dimensions: read it once
+
+        def mirror(table: str) -> pl.DataFrame:
+            if table not in cache:
+                cache[table] = self._mirror_after_merge(table, incoming)
+            return cache[table]
+
+        out: dict[str, pl.DataFrame] = {}
+        for name in sorted(names):
+            warnings: list[str] = []
+            if name == "dim_staff":
+                dim = dimensions.dim_staff(mirror("staff"), mirror("department"))
+            elif name == "dim_location":
+                dim = dimensions.dim_location(mirror("address"))
+            elif name == "dim_design":
+                dim = dimensions.dim_design(mirror("design"))
+            elif name == "dim_counterparty":
+                dim = dimensions.dim_counterparty(mirror("counterparty"), mirror("address"))
+            elif name == "dim_currency":
+                dim, unknown = dimensions.dim_currency(mirror("currency"))
+                warnings = [
+                    f"currency code {c!r} is not in ISO 4217 (CLDR); named 'Unknown currency ({c})'"
+                    for c in unknown
+                ]
+            else:  # pragma: no cover - names come from DIMENSIONS_FROM_SOURCE
+                raise ValueError(name)
+            for w in warnings:
+                log.warning(w)
+                summary.warnings.append(w)
+            out[name] = dim
+        return out
+
+    def _inferred_members(
+        self, facts: pl.DataFrame, dims: dict[str, pl.DataFrame]
+    ) -> dict[str, pl.DataFrame]:
+        """Placeholder members for keys the facts reference that no dimension holds. The catalog
+        says which keys each dimension holds; a key it lacks is checked against the table."""
+        out = {}
+        for name, (key, fact_column) in dimensions.DIMENSION_KEYS.items():
+            referenced = facts[fact_column].drop_nulls().unique()
+            if name in dims:
+                referenced = referenced.filter(~referenced.is_in(dims[name][key].implode()))
+            missing = self.catalog.missing_members(name, referenced)
+            if missing.is_empty():
+                continue
+            existing = self.lake.read(name, columns=[key])
+            if existing is not None:
+                self.catalog.add_members(name, existing[key])
+                missing = missing.filter(~missing.is_in(existing[key].implode()))
+            else:
+                self.catalog.add_members(name, [])
+            if missing.len():
+                out[name] = dimensions.inferred_members(name, missing)
+        return out
+
+    def _calendar_extension(self, facts: pl.DataFrame) -> pl.DataFrame:
+        needed = dim_date.referenced_date_range(facts)
+        if needed is None:
+            return pl.DataFrame()
+        extension = dim_date.calendar_extension(self.catalog.calendar_range(), needed)
+        if extension.is_empty():
+            return extension
+        # the catalog may lag the table (or not know it yet): ask the table's statistics
+        existing = None
+        if self.lake.exists("dim_date"):
+            lo = self.lake.column_min("dim_date", "date_id")
+            hi = self.lake.column_max("dim_date", "date_id")
+            existing = (lo, hi) if lo is not None and hi is not None else None
+            if existing is not None:
+                self.catalog.set_calendar(*existing)
+        return dim_date.calendar_extension(existing, needed)
+
+    def _note_calendar(self, extension: pl.DataFrame, facts: pl.DataFrame) -> None:
+        spans = [
+            r for r in (self.catalog.calendar_range(), dim_date.referenced_date_range(facts)) if r
+        ]
+        if not extension.is_empty():
+            spans.append((extension["date_id"].min(), extension["date_id"].max()))  # type: ignore[arg-type]
+        if spans:
+            self.catalog.set_calendar(min(s[0] for s in spans), max(s[1] for s in spans))
+
+    # -- facts --------------------------------------------------------------------------------
+    def _fact_index(self, ids: pl.Series | None) -> pl.DataFrame:
+        """Stored (sales_order_id, last_updated, change_type) of the index buckets these orders
+        fall in (all if None); rebuilt from the table first if it does not match its version."""
+        handle = self.lake.table("fact_sales_order")
+        version = handle.version() if handle is not None else None
+        if self.catalog.fact_index_version != version:
+            self._rebuild_fact_index(handle)
+        buckets = self.catalog.index_buckets if ids is None else fact_index.bucket_of(ids)
+        # whole buckets: the index write after the commit rewrites them from this
+        return fact_index.read_index(self.processed, buckets, self.catalog.index_buckets)
+
+    def _rebuild_fact_index(self, handle: DeltaTable | None) -> None:
+        """After a crash between the fact commit and the index write (or on a root written before
+        the index existed): rebuild it from the table. Rare, and costs one full read."""
+        if handle is None:
+            self.catalog.fact_index_version = None
+            self.catalog.index_buckets = []
+            return
+        log.info("rebuilding the fact index from fact_sales_order version %s", handle.version())
+        stored = self.lake.read("fact_sales_order", columns=list(fact_index.INDEX_SCHEMA))
+        assert stored is not None
+        buckets = fact_index.bucket_of(stored["sales_order_id"])
+        fact_index.write_index(self.processed, stored, buckets)
+        self.catalog.index_buckets = buckets
+        self.catalog.fact_index_version = handle.version()
+        top = self.lake.column_max("fact_sales_order", "sales_record_id")
+        self.catalog.next_record_id = int(top or 0) + 1
+
+    def _plan_facts(
         self,
         orders: pl.DataFrame | None,
         baselines: list[tuple[int, PlannedFile, ParsedFile]],
         summary: RunSummary,
-    ) -> pl.DataFrame:
-        """Store the batch's new versions; return every version the batch holds (for dims)."""
-        versions = (
-            fact.order_versions(orders)
-            if orders is not None
-            else fact.order_versions(_empty_orders())
-        )
+    ) -> FactPlan:
+        """The batch's new versions, numbered, and every version it holds (for dims)."""
+        versions = fact.order_versions(orders if orders is not None else _empty_orders())
         ids = versions["sales_order_id"].unique()
-        stored = self.lake.read(
-            "fact_sales_order",
-            columns=["sales_order_id", "last_updated"],
-            where=pl.col("sales_order_id").is_in(ids.implode()),
-        )
-        if stored is None:
-            stored = pl.DataFrame(
-                schema={"sales_order_id": pl.Int32, "last_updated": pl.Datetime("us")}
-            )
-        new = fact.new_versions(versions, stored)
+        # a baseline needs every order's latest version (deletions); else only the batch's
+        index = self._fact_index(None if baselines else ids)
+        stored = index.filter(pl.col("sales_order_id").is_in(ids.implode()))
+        new = fact.new_versions(versions, stored.select(fact.VERSION_KEY))
 
         for seq, item, result in sorted(baselines, key=lambda b: b[0]):
             if result.rejects.height:
@@ -358,29 +765,50 @@ class Pipeline:
                     "rejected rows could hide orders that are still live"
                 )
                 continue
-            tombstones = self._deletions(new, result, item, seq)
+            tombstones = self._deletions(new, index, result, item, seq)
             new = pl.concat([new, tombstones.select(new.columns)], how="vertical_relaxed")
 
-        first_id = (self.lake.column_max("fact_sales_order", "sales_record_id") or 0) + 1
-        numbered = fact.number_versions(new, int(first_id), summary.run_id)
+        if self.catalog.next_record_id is None:
+            top = self.lake.column_max("fact_sales_order", "sales_record_id")
+            self.catalog.next_record_id = int(top or 0) + 1
+        numbered = fact.number_versions(new, self.catalog.next_record_id, summary.run_id)
+        deleted = numbered.filter(pl.col("change_type") == "delete")
+        dims_columns = FACT_SCHEMA_COLUMNS[1:]
+        referenced = pl.concat([versions.select(dims_columns), deleted.select(dims_columns)])
+        touched = fact_index.bucket_of(numbered["sales_order_id"])
+        return FactPlan(numbered, referenced, index, touched)
+
+    def _store_facts(self, plan: FactPlan, summary: RunSummary) -> None:
+        numbered = plan.numbered
         summary.add_rows(
             "fact_sales_order", self.lake.append("fact_sales_order", numbered, summary.run_id)
         )
-        deleted = numbered.filter(pl.col("change_type") == "delete")
-        return pl.concat(
-            [versions.select(deleted.columns[1:15]), deleted.select(deleted.columns[1:15])]
-        )
+        if numbered.is_empty() and self.catalog.fact_index_version is not None:
+            return
+        handle = self.lake.table("fact_sales_order")
+        if numbered.height:
+            added = numbered.select(list(fact_index.INDEX_SCHEMA))
+            buckets = plan.touched  # all read whole by the plan
+            index = pl.concat([plan.index, added], how="vertical_relaxed").unique(
+                subset=fact.VERSION_KEY, keep="last"
+            )
+            self.lake._before_commit()
+            fact_index.write_index(self.processed, index, buckets)
+            self.catalog.index_buckets = sorted(set(self.catalog.index_buckets) | set(buckets))
+            self.catalog.next_record_id = int(numbered["sales_record_id"].max()) + 1  # type: ignore[arg-type]
+        self.catalog.fact_index_version = handle.version() if handle is not None else None
 
     def _deletions(
-        self, new: pl.DataFrame, snapshot: ParsedFile, item: PlannedFile, seq: int
+        self,
+        new: pl.DataFrame,
+        index: pl.DataFrame,
+        snapshot: ParsedFile,
+        item: PlannedFile,
+        seq: int,
     ) -> pl.DataFrame:
         """`delete` versions for live orders the baseline snapshot `item` lacks."""
         key_cols = ["sales_order_id", "last_updated", "change_type"]
-        stored = self.lake.read("fact_sales_order", columns=key_cols)
-        keys = pl.concat(
-            [frame for frame in (stored, new.select(key_cols)) if frame is not None],
-            how="vertical_relaxed",
-        )
+        keys = pl.concat([index.select(key_cols), new.select(key_cols)], how="vertical_relaxed")
         candidates = fact.deletion_versions(
             fact.latest_versions(keys),
             snapshot.rows["sales_order_id"],
@@ -389,83 +817,33 @@ class Pipeline:
             seq,
         )
         if candidates.is_empty():
-            return new.clear().with_columns()
+            return new.clear()
         gone = candidates["sales_order_id"].implode()
         full_stored = self.lake.read("fact_sales_order", where=pl.col("sales_order_id").is_in(gone))
         pieces = [new.filter(pl.col("sales_order_id").is_in(gone))]
-        if full_stored is not None:
+        if full_stored is not None and not full_stored.is_empty():
             pieces.append(
-                full_stored.select([*new.columns[:-3], "change_type"])
-                .with_columns(
+                full_stored.with_columns(
                     pl.lit(0, dtype=pl.Int64).alias("file_seq"),
                     pl.lit(0, dtype=pl.Int64).alias("record_number"),
-                )
-                .select(new.columns)
+                ).select(new.columns)
             )
         latest = fact.latest_versions(pl.concat(pieces, how="vertical_relaxed"))
         return fact.deletion_versions(
             latest, snapshot.rows["sales_order_id"], item.key.timestamp, item.key.key, seq
         )
 
-    def _rebuild_dimension(
-        self, name: str, summary: RunSummary, mirrors: dict[str, pl.DataFrame]
-    ) -> None:
-        def mirror(table: str) -> pl.DataFrame:
-            if table not in mirrors:
-                frame = self.lake.read(f"source_{table}")
-                mirrors[table] = (
-                    pl.DataFrame(schema=SOURCE_TABLES[table].columns) if frame is None else frame
-                )
-            return mirrors[table]
 
-        warnings: list[str] = []
-        if name == "dim_staff":
-            dim = dimensions.dim_staff(mirror("staff"), mirror("department"))
-        elif name == "dim_location":
-            dim = dimensions.dim_location(mirror("address"))
-        elif name == "dim_design":
-            dim = dimensions.dim_design(mirror("design"))
-        elif name == "dim_counterparty":
-            dim = dimensions.dim_counterparty(mirror("counterparty"), mirror("address"))
-        elif name == "dim_currency":
-            dim, unknown = dimensions.dim_currency(mirror("currency"))
-            warnings = [
-                f"currency code {c!r} is not in ISO 4217 (CLDR); named 'Unknown currency ({c})'"
-                for c in unknown
-            ]
-        else:  # pragma: no cover - names come from DIMENSIONS_FROM_SOURCE
-            raise ValueError(name)
-        for w in warnings:
-            log.warning(w)
-            summary.warnings.append(w)
-        key, _ = dimensions.DIMENSION_KEYS[name]
-        changed = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in dim.columns if c != key)
-        counts = self.lake.upsert(name, dim, [key], summary.run_id, update_when=changed)
-        summary.add_rows(name, counts["inserted"] + counts["updated"])
+@dataclass
+class FactPlan:
+    numbered: pl.DataFrame  # the new versions, numbered, in fact column order
+    referenced: pl.DataFrame  # every version the batch holds (fact columns): for dims, calendar
+    index: pl.DataFrame  # the stored versions read from the fact index
+    touched: list[int]  # index buckets the new versions fall in
 
-    def _add_inferred_members(self, facts: pl.DataFrame, summary: RunSummary) -> None:
-        for name, (key, fact_column) in dimensions.DIMENSION_KEYS.items():
-            referenced = facts[fact_column].unique()
-            existing = self.lake.read(name, columns=[key])
-            missing = (
-                referenced
-                if existing is None
-                else referenced.filter(~referenced.is_in(existing[key].implode()))
-            )
-            if missing.len():
-                rows = dimensions.inferred_members(name, missing)
-                counts = self.lake.upsert(name, rows, [key], summary.run_id, insert_only=True)
-                summary.add_rows(name, counts["inserted"])
 
-    def _extend_calendar(self, facts: pl.DataFrame, summary: RunSummary) -> None:
-        needed = dim_date.referenced_date_range(facts)
-        existing = None
-        if self.lake.exists("dim_date"):
-            lo = self.lake.column_min("dim_date", "date_id")
-            hi = self.lake.column_max("dim_date", "date_id")
-            existing = (lo, hi) if lo is not None and hi is not None else None
-        extension = dim_date.calendar_extension(existing, needed)
-        summary.add_rows("dim_date", self.lake.append("dim_date", extension, summary.run_id))
+def _list_markers(storage: Storage) -> list[ObjectInfo]:
+    return list(storage.list(MARKER_PREFIX))
 
 
 def _outcome(item: PlannedFile, result: ParsedFile) -> FileOutcome:

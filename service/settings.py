@@ -32,14 +32,18 @@ class Settings(BaseSettings):
         "are split into several batches so memory stays bounded.",
     )
     lease_seconds: int = Field(
-        900,
-        description="How long a run's lease on the processed root lasts before another run may "
-        "take it over (a crashed run's lease expires). Lambda's limit is 900 s.",
+        60,
+        description="How long a run's lease on the processed root lasts without renewal. A "
+        "heartbeat renews it every third of this while the run works, so a killed run blocks "
+        "others for at most this long; a run paused longer loses the lease and stops before its "
+        "next commit.",
     )
     lease_wait_seconds: float = Field(
-        120.0,
-        description="How long a run waits for another run's lease before giving up; the files "
-        "stay pending for the next run.",
+        5.0,
+        description="How long a run (a Lambda invocation, an API job) waits for another live "
+        "run's lease before it leaves a wake marker (the holder then applies its files too) and "
+        "returns `busy`. A holder that missed a heartbeat is presumed dead and waited out instead. "
+        "`totesys run --wait` sets this for the CLI (default 45 s).",
     )
     retention_days: int = Field(
         30,

@@ -12,6 +12,7 @@ its own HTTP for the tables, so both are given the same endpoint here and nowher
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,7 +37,10 @@ class Storage(Protocol):
     uri: str
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+    def list_with_time(self, prefix: str) -> tuple[builtins.list[ObjectInfo], datetime]: ...
     def read(self, key: str) -> bytes: ...
+    def read_if_exists(self, key: str) -> bytes | None: ...
+    def delete_many(self, keys: builtins.list[str]) -> None: ...
     def write(self, key: str, data: bytes) -> None: ...
     def put_if_absent(self, key: str, data: bytes) -> bool: ...
     def delete(self, key: str) -> None: ...
@@ -64,9 +68,10 @@ class LocalStorage:
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         base = self._path(prefix) if prefix else self.root
-        if not base.exists():
-            return
+        # a prefix may end inside a name (`_state/lease/wake-`): list its folder, then filter
         start = base if base.is_dir() else base.parent
+        if not start.is_dir():
+            return
         for path in sorted(start.rglob("*")):
             if not path.is_file() or path.name.startswith(".tmp-"):
                 continue
@@ -75,8 +80,24 @@ class LocalStorage:
                 stat = path.stat()
                 yield ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
 
+    def list_with_time(self, prefix: str) -> tuple[builtins.list[ObjectInfo], datetime]:
+        """The objects under `prefix` and the store's own time (here: this machine's clock,
+        the clock that stamps the files' modification times)."""
+        objects = list(self.list(prefix))
+        return objects, datetime.now(UTC)
+
     def read(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def read_if_exists(self, key: str) -> bytes | None:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def delete_many(self, keys: builtins.list[str]) -> None:
+        for key in keys:
+            self.delete(key)
 
     def write(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -151,6 +172,59 @@ class S3Storage:
                     yield ObjectInfo(obj["Key"][strip:], obj["Size"], obj["LastModified"])
         except Exception as exc:  # botocore raises many types; one clear error for callers
             raise StorageError(f"listing s3://{self.bucket}/{full} failed: {exc}") from exc
+
+    def list_with_time(self, prefix: str) -> tuple[builtins.list[ObjectInfo], datetime]:
+        """The objects under `prefix` and the store's own time: the `Date` header of the (last)
+        listing response, so expiry is judged on the store's clock, not the caller's."""
+        from email.utils import parsedate_to_datetime
+
+        full = _join(self.prefix, prefix) if prefix else (self.prefix + "/" if self.prefix else "")
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        out: builtins.list[ObjectInfo] = []
+        now: datetime | None = None
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full}
+        try:
+            while True:
+                page = self.client.list_objects_v2(**kwargs)
+                date = page.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+                if date:
+                    now = parsedate_to_datetime(date)
+                for obj in page.get("Contents", []):
+                    out.append(ObjectInfo(obj["Key"][strip:], obj["Size"], obj["LastModified"]))
+                if not page.get("IsTruncated"):
+                    break
+                kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        except Exception as exc:
+            raise StorageError(f"listing s3://{self.bucket}/{full} failed: {exc}") from exc
+        return out, now or datetime.now(UTC)
+
+    def read_if_exists(self, key: str) -> bytes | None:
+        """The object's bytes, or None if there is none (one GET, no HEAD first)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=self._key(key))[
+                "Body"
+            ].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in {"NoSuchKey", "404", "NotFound"}:
+                return None
+            where = f"s3://{self.bucket}/{self._key(key)}"
+            raise StorageError(f"reading {where} failed: {exc}") from exc
+        except Exception as exc:
+            where = f"s3://{self.bucket}/{self._key(key)}"
+            raise StorageError(f"reading {where} failed: {exc}") from exc
+        return body
+
+    def delete_many(self, keys: builtins.list[str]) -> None:
+        """Delete in batches of 1,000 keys: one request each (S3 DeleteObjects)."""
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": self._key(k)} for k in chunk], "Quiet": True},
+            )
 
     def read(self, key: str) -> bytes:
         try:

@@ -62,6 +62,8 @@ PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 
 
 def get_lake(pipeline: PipelineDep) -> Lake:
+    # one Lake serves every request: kept table handles are brought up to date once per request
+    pipeline.lake.new_session()
     return pipeline.lake
 
 

@@ -12,7 +12,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-RunStatus = Literal["pending", "running", "succeeded", "failed"]
+# busy: another run held the lease (its wake marker asked that run to do this one's work);
+# interrupted: SIGINT/SIGTERM; abandoned: its process died (or was paused) holding the lease.
+RunStatus = Literal[
+    "pending", "running", "succeeded", "failed", "busy", "interrupted", "abandoned"
+]
 FileStatus = Literal["pending", "applied", "rejected", "skipped"]
 
 

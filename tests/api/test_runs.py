@@ -64,7 +64,7 @@ def test_bad_pagination_is_422(client: TestClient) -> None:
     assert client.get("/runs", params={"limit": "x"}).status_code == 422
 
 
-def test_run_that_cannot_get_the_lease_is_failed_and_files_stay_pending(
+def test_run_that_cannot_get_the_lease_is_busy_and_files_stay_pending(
     client: TestClient, settings: Settings, demo_keys: dict[str, str]
 ) -> None:
     holder = Lease(open_storage(settings.processed_uri), "other-run", 60)
@@ -74,9 +74,8 @@ def test_run_that_cannot_get_the_lease_is_failed_and_files_stay_pending(
     finally:
         holder.release()
     run = client.get(f"/runs/{run_id}").json()
-    assert run["status"] == "failed"
-    assert "LeaseBusy" in run["error"] and "other-run" in run["error"]
-    assert "pending" in run["error"]
+    assert run["status"] == "busy"
+    assert "other-run" in run["error"] and "pending files" in run["error"]
     files = client.get("/files", params={"status": "pending"}).json()
     assert files["total"] == 10
 

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from service import queries
-from service.ledger import Ledger
+from service.ledger import FileBook, Ledger
 from service.pipeline import Pipeline
 from tests.conftest import T0, IngestionTree, order, require_real_snapshot
 
@@ -467,12 +467,11 @@ def test_crashed_run_rerun_duplicates_nothing(
     tree.put("baseline", "sales_order", T0, [order(i, T0) for i in range(1, 4)])
     p = make_pipeline()
 
-    def crash(self: Ledger, outcomes: list[object], run_id: str) -> None:
-        if outcomes:
-            raise OSError("simulated crash before the ledger write")
+    def crash(self: FileBook) -> None:
+        raise OSError("simulated crash before the ledger write")
 
     with monkeypatch.context() as m:
-        m.setattr(Ledger, "record_files", crash)
+        m.setattr(FileBook, "save", crash)
         with pytest.raises(OSError):
             p.run()
     assert fact(p).height == 3  # facts were committed

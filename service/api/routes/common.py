@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
+from service import jobs
 from service.api.deps import Dispatcher, authenticate
 from service.api.models import Problem, Run, RunAccepted
-from service.ledger import Ledger, RunRecord, utcnow
+from service.ledger import Ledger, RunRecord
 from service.pipeline import new_run_id
 from service.settings import Settings
 
@@ -36,23 +37,15 @@ def start_job(
     ledger: Ledger, dispatcher: Dispatcher, settings: Settings, trigger: str, **job: Any
 ) -> RunAccepted:
     """Record a `pending` run, hand the job to the dispatcher, answer with its id."""
-    run_id = new_run_id()
-    pending = RunRecord(run_id=run_id, status="pending", trigger=trigger, started_at=utcnow())
-    ledger.record_run(pending)
+    accepted = jobs.Job.from_event({"run_id": new_run_id(), "trigger": trigger, **job})
+    jobs.request(accepted, settings)
     try:
-        dispatcher({"run_id": run_id, "trigger": trigger, **job}, settings)
+        dispatcher(accepted.to_event(), settings)
     except Exception as exc:
-        ledger.record_run(
-            RunRecord(
-                run_id=run_id,
-                status="failed",
-                trigger=trigger,
-                started_at=utcnow(),
-                finished_at=utcnow(),
-                error=f"dispatch failed: {type(exc).__name__}: {exc}",
-            )
-        )
+        jobs.dispatch_failed(accepted, settings, f"dispatch failed: {type(exc).__name__}: {exc}")
         raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"run {run_id} could not be started: {exc}"
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"run {accepted.run_id} could not be started: {exc}",
         ) from exc
+    run_id = accepted.run_id
     return RunAccepted(run_id=run_id, trigger=trigger, status_url=f"/runs/{run_id}")
