@@ -163,7 +163,7 @@ def run(
 
 def _maintain(event: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Compact, checkpoint and vacuum (daily schedule or the API), recorded as a run."""
-    job = Job.from_event({"trigger": "schedule", **event, "action": "maintain"})
+    job = Job.from_event({**event, "action": "maintain"})  # trigger: maintenance unless said
     logger.append_keys(run_id=job.run_id, trigger=job.trigger)
     result = jobs.execute(job, settings, record_busy="run_id" in event)
     if result.status == "busy":

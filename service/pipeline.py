@@ -311,10 +311,11 @@ class Pipeline:
                 self.lake, retention_days, run_id=summary.run_id, lease=lease, zorder=zorder
             )
             # maintenance changes versions, never rows: carry the catalog forward
-            for name, stats in result["tables"].items():
-                state = self.catalog.tables.get(name)
-                if state is not None:
-                    state.version = int(stats["version_after"])
+            for name in result["tables"]:
+                handle = self.lake.table(name)
+                if handle is not None:
+                    operation = (handle.history(1) or [{}])[0].get("operation")
+                    self._committed(name, handle, str(operation or "OPTIMIZE"))
             fact_after = result["tables"].get("fact_sales_order")
             if index_current and fact_after is not None:
                 self.catalog.fact_index_version = int(fact_after["version_after"])
@@ -718,11 +719,23 @@ class Pipeline:
     # -- facts --------------------------------------------------------------------------------
     def _fact_index(self, ids: pl.Series | None) -> pl.DataFrame:
         """Stored (sales_order_id, last_updated, change_type) of the index buckets these orders
-        fall in (all if None); rebuilt from the table first if it does not match its version."""
-        handle = self.lake.table("fact_sales_order")
-        version = handle.version() if handle is not None else None
-        if self.catalog.fact_index_version != version:
-            self._rebuild_fact_index(handle)
+        fall in (all if None). The index is trusted when the catalog says it reflects the fact
+        version the catalog knows and no later log entry exists (one HEAD, no table open);
+        otherwise the table is opened and the index rebuilt from it."""
+        name = "fact_sales_order"
+        state = self.catalog.tables.get(name)
+        current = (
+            state is not None
+            and self.catalog.fact_index_version == state.version
+            and not self.lake.next_version_exists(name, state.version)
+        )
+        if not current:
+            handle = self.lake.table(name)
+            if handle is not None:
+                self._committed(name, handle, "WRITE")  # the catalog learns the real version
+            version = handle.version() if handle is not None else None
+            if self.catalog.fact_index_version != version:
+                self._rebuild_fact_index(handle)
         buckets = self.catalog.index_buckets if ids is None else fact_index.bucket_of(ids)
         # whole buckets: the index write after the commit rewrites them from this
         return fact_index.read_index(self.processed, buckets, self.catalog.index_buckets)
@@ -780,23 +793,30 @@ class Pipeline:
 
     def _store_facts(self, plan: FactPlan, summary: RunSummary) -> None:
         numbered = plan.numbered
-        summary.add_rows(
-            "fact_sales_order", self.lake.append("fact_sales_order", numbered, summary.run_id)
-        )
-        if numbered.is_empty() and self.catalog.fact_index_version is not None:
+        name = "fact_sales_order"
+        if numbered.is_empty():
             return
-        handle = self.lake.table("fact_sales_order")
-        if numbered.height:
-            added = numbered.select(list(fact_index.INDEX_SCHEMA))
-            buckets = plan.touched  # all read whole by the plan
-            index = pl.concat([plan.index, added], how="vertical_relaxed").unique(
-                subset=fact.VERSION_KEY, keep="last"
-            )
-            self.lake._before_commit()
-            fact_index.write_index(self.processed, index, buckets)
-            self.catalog.index_buckets = sorted(set(self.catalog.index_buckets) | set(buckets))
-            self.catalog.next_record_id = int(numbered["sales_record_id"].max()) + 1  # type: ignore[arg-type]
-        self.catalog.fact_index_version = handle.version() if handle is not None else None
+        state = self.catalog.tables.get(name)
+        committed = None
+        if state is not None and self.catalog.fact_index_version == state.version:
+            # the planning HEAD showed no later version: commit it ourselves (two PUTs)
+            committed = self.lake.append_commit(name, numbered, summary.run_id, state.version)
+        if committed is not None and state is not None:
+            self.catalog.set_table(name, state.version + 1, state.rows + numbered.height, "WRITE")
+            summary.add_rows(name, numbered.height)
+        else:
+            summary.add_rows(name, self.lake.append(name, numbered, summary.run_id))
+        version = self.catalog.tables[name].version
+        added = numbered.select(list(fact_index.INDEX_SCHEMA))
+        buckets = plan.touched  # all read whole by the plan
+        index = pl.concat([plan.index, added], how="vertical_relaxed").unique(
+            subset=fact.VERSION_KEY, keep="last"
+        )
+        self.lake._before_commit()
+        fact_index.write_index(self.processed, index, buckets)
+        self.catalog.index_buckets = sorted(set(self.catalog.index_buckets) | set(buckets))
+        self.catalog.next_record_id = int(numbered["sales_record_id"].max()) + 1  # type: ignore[arg-type]
+        self.catalog.fact_index_version = version
 
     def _deletions(
         self,

@@ -14,9 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # busy: another run held the lease (its wake marker asked that run to do this one's work);
 # interrupted: SIGINT/SIGTERM; abandoned: its process died (or was paused) holding the lease.
-RunStatus = Literal[
-    "pending", "running", "succeeded", "failed", "busy", "interrupted", "abandoned"
-]
+RunStatus = Literal["pending", "running", "succeeded", "failed", "busy", "interrupted", "abandoned"]
 FileStatus = Literal["pending", "applied", "rejected", "skipped"]
 
 

@@ -1,11 +1,17 @@
-"""A fault-injecting HTTP proxy in front of an S3 API, run as its own process:
+"""A fault-injecting, request-counting HTTP proxy in front of an S3 API, run as its own process:
 `python -m tests.s3.fault_proxy http://upstream:port` prints its endpoint, then serves.
 
 `GET /__fault__?mode=...&arg=...` sets the fault and answers the counters as JSON:
 - `none`: forward everything;
 - `slowdown` (arg: N): answer every third request with 503 SlowDown, N times in all;
-- `deny-put` (arg: substring): answer 403 AccessDenied to PUTs whose path contains it.
+- `deny-put` (arg: substring): answer 403 AccessDenied to PUTs whose path contains it;
+- `delay` (arg: milliseconds): forward everything, each request held that long first (an S3
+  round trip from Lambda is ~25 ms; loopback is ~0).
 
+`GET /__count__` answers the requests counted since the last `GET /__count__?reset=1`: the total,
+per kind (LIST, GET, GET-range, HEAD, PUT, PUT-conditional, POST, DELETE) and the list of
+(kind, path) in order, so a test or the benchmark can say where the round trips go.
+""
 (In its own process because delta-rs holds the GIL in some calls, which would stall a proxy
 thread in the test's process.)
 """
@@ -16,6 +22,7 @@ import http.client
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -36,18 +43,55 @@ class State:
         self.arg = ""
         self.requests = 0
         self.injected = 0
+        self.delay_ms = 0.0
+        self.counted: list[tuple[str, str]] = []
+
+    def count(self, kind: str, path: str) -> None:
+        with self.lock:
+            self.counted.append((kind, path))
+
+    def counts(self, reset: bool) -> dict[str, object]:
+        with self.lock:
+            by_kind: dict[str, int] = {}
+            for kind, _ in self.counted:
+                by_kind[kind] = by_kind.get(kind, 0) + 1
+            answer = {"total": len(self.counted), "by_kind": by_kind, "requests": self.counted}
+            if reset:
+                self.counted = []
+            return answer
 
     def fault(self, method: str, path: str) -> tuple[int, bytes] | None:
         with self.lock:
             self.requests += 1
             answer: tuple[int, bytes] | None = None
-            if self.mode == "slowdown" and self.injected < int(self.arg) and self.requests % 3 == 0:
+            if self.mode == "delay":
+                pass
+            elif (
+                self.mode == "slowdown" and self.injected < int(self.arg) and self.requests % 3 == 0
+            ):
                 answer = 503, SLOW_DOWN
             elif self.mode == "deny-put" and method == "PUT" and self.arg in path:
                 answer = 403, ACCESS_DENIED
             if answer:
                 self.injected += 1
             return answer
+
+
+def request_kind(method: str, path: str, headers: dict[str, str]) -> str:
+    """What an S3 request is, as counted: LIST, GET, GET-range, HEAD, PUT, PUT-conditional, …"""
+    parsed = urlparse(path)
+    query = parse_qs(parsed.query, keep_blank_values=True)
+    lower = {k.lower(): v for k, v in headers.items()}
+    if method == "GET":
+        key = parsed.path.strip("/").partition("/")[2]
+        if "list-type" in query or not key:
+            return "LIST"
+        return "GET-range" if "range" in lower else "GET"
+    if method == "PUT":
+        if "if-none-match" in lower or "if-match" in lower:
+            return "PUT-conditional"
+        return "PUT"
+    return method
 
 
 def serve(upstream_url: str) -> None:
@@ -78,9 +122,17 @@ def serve(upstream_url: str) -> None:
                         state.mode = query["mode"][0]
                         state.arg = query.get("arg", [""])[0]
                         state.injected = state.requests = 0
+                        state.delay_ms = float(state.arg or 0) if state.mode == "delay" else 0.0
                     stats = {"requests": state.requests, "injected": state.injected}
                 self._reply(200, json.dumps(stats).encode(), "application/json")
                 return
+            if self.path.startswith("/__count__"):
+                reset = "reset" in parse_qs(urlparse(self.path).query)
+                self._reply(200, json.dumps(state.counts(reset)).encode(), "application/json")
+                return
+            state.count(request_kind(self.command, self.path, dict(self.headers)), self.path)
+            if state.delay_ms:
+                time.sleep(state.delay_ms / 1000)
             answer = state.fault(self.command, self.path)
             if answer:
                 self._reply(answer[0], answer[1], "application/xml")

