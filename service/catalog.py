@@ -4,11 +4,11 @@ it changes (on S3 every table open is several round trips).
 - `_state/catalog.json`: per table the Delta version, rows and last commit the holder left; the
   keys of every dimension's members; dim_date's range; the next `sales_record_id`; and which fact
   version the fact index below reflects.
-- `_state/fact_index/<bucket>.parquet`: (sales_order_id, last_updated, change_type) of every stored
-  fact version, split by sales_order_id into buckets of BUCKET_IDS ids, so a run looks up the
-  stored versions of its orders by reading the one or two buckets they fall in instead of fact
-  data files (the stored-version lookup made every run read every fact file written since the
-  last compaction).
+- `_state/fact_index/<bucket>.parquet`: (sales_order_id, last_updated, change_type, path) of every
+  stored fact version, split by sales_order_id into buckets of BUCKET_IDS ids, so a run looks up
+  the stored versions of its orders by reading the one or two buckets they fall in instead of
+  fact data files (the stored-version lookup made every run read every fact file written since
+  the last compaction), and a sale's history reads just the data files that hold it.
 
 Both are derived state, written after the batch's commits. They may therefore lag the tables (a
 run that died between a commit and this write) but never lead them, and every use that could go
@@ -42,7 +42,9 @@ INDEX_SCHEMA: dict[str, pl.DataType] = {
     "sales_order_id": pl.Int32(),
     "last_updated": TIMESTAMP,
     "change_type": pl.String(),
+    "path": pl.String(),  # the data file holding the version, relative to the table
 }
+INDEX_KEY_COLUMNS = ["sales_order_id", "last_updated", "change_type"]
 
 
 @dataclass
@@ -150,3 +152,18 @@ def write_index(storage: Storage, index: pl.DataFrame, buckets: list[int]) -> No
         buffer = io.BytesIO()
         part.sort(["sales_order_id", "last_updated"]).write_parquet(buffer, compression="zstd")
         storage.write(_bucket_key(bucket), buffer.getvalue())
+
+
+def index_from_files(uris: list[str], table_uri: str, options: dict[str, str]) -> pl.DataFrame:
+    """Index rows of the fact data files `uris` (absolute), read from the files themselves."""
+    if not uris:
+        return pl.DataFrame(schema=INDEX_SCHEMA)
+    prefix = table_uri.rstrip("/") + "/"
+    frame = (
+        pl.scan_parquet(uris, storage_options=options or None, include_file_paths="path")
+        .select([*INDEX_KEY_COLUMNS, "path"])
+        .collect()
+    )
+    return frame.with_columns(pl.col("path").str.strip_prefix(prefix)).select(
+        [pl.col(c).cast(t) for c, t in INDEX_SCHEMA.items()]
+    )
