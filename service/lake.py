@@ -16,6 +16,8 @@ instead of reopening it.
 from __future__ import annotations
 
 import io
+import os
+import signal
 import json
 import threading
 import time
@@ -65,6 +67,20 @@ CHECKPOINT_INTERVAL = 10
 NEW_TABLE_CONFIGURATION: dict[str, str | None] = {
     "delta.checkpointInterval": str(CHECKPOINT_INTERVAL)
 }
+
+
+# Test-only fault injection (tests/service/test_crash_safety.py): the process stops itself with
+# SIGSTOP right before its first commit to the named table (after the data file is written), so
+# a test can pause a real run at the worst moment, let another run take over, and resume it.
+FAULT_STOP_BEFORE_COMMIT = "TOTESYS_FAULT_STOP_BEFORE_COMMIT"
+_faults_done: set[str] = set()
+
+
+def _fault_injection(name: str) -> None:
+    wanted = os.environ.get(FAULT_STOP_BEFORE_COMMIT)
+    if wanted and name == wanted and name not in _faults_done:
+        _faults_done.add(name)
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def file_statistics(frame: pl.DataFrame) -> dict[str, Any]:
@@ -213,7 +229,8 @@ class Lake:
         return self._column_stat(name, column, "min")
 
     # -- writes -------------------------------------------------------------------------------
-    def _before_commit(self) -> None:
+    def before_commit(self, name: str = "") -> None:
+        _fault_injection(name)
         if self.fence is not None:
             self.fence()
 
@@ -226,7 +243,7 @@ class Lake:
         if frame.is_empty():
             return 0
         handle = self.table(name)
-        self._before_commit()
+        self.before_commit(name)
         write_deltalake(
             handle if handle is not None else self.uri(name),
             frame,
@@ -248,7 +265,7 @@ class Lake:
         if handle is None:
             self.append(name, frame, run_id)
             return
-        self._before_commit()
+        self.before_commit(name)
         write_deltalake(
             handle,
             frame,
@@ -276,7 +293,7 @@ class Lake:
         if dt is None:
             self.append(name, frame, run_id)
             return {"inserted": frame.height, "updated": 0}
-        self._before_commit()
+        self.before_commit(name)
         on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         merger = dt.merge(
             frame,
@@ -333,7 +350,7 @@ class Lake:
             "stats": json.dumps(file_statistics(frame)),
         }
         body = "\n".join(json.dumps(a) for a in ({"commitInfo": commit_info}, {"add": add}))
-        self._before_commit()
+        self.before_commit(name)
         committed = self.storage.put_if_absent(
             f"{table_path}/_delta_log/{version + 1:020d}.json", (body + "\n").encode()
         )

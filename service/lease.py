@@ -292,7 +292,8 @@ class Lease:
             try:
                 self.renew()
             except LeaseLost:
-                log.error("run %s lost its lease; it will stop before its next commit", self.holder)
+                # reported once, by the run itself, when its next commit is refused
+                log.info("run %s lost its lease; it will stop before its next commit", self.holder)
                 return
             except Exception:  # storage trouble: the next beat (or the fence) tries again
                 log.warning("lease renewal for run %s failed", self.holder, exc_info=True)

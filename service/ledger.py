@@ -222,9 +222,10 @@ class RunBook:
 
     def fold(self, record: RunRecord) -> None:
         """Take in a record carried by a wake marker, unless the index knows better (a marker's
-        `pending` never replaces what the run itself recorded since)."""
+        `pending` never replaces what the run itself recorded since; a paused run's own final
+        record replaces the `abandoned` another run guessed)."""
         known = next((r for r in self.records if r.run_id == record.run_id), None)
-        if known is None or (known.status == "pending" and record.status != "pending"):
+        if known is None or _superseded_by(known, record):
             self.put(record)
 
     def mark_abandoned(self, noticed_by: str, live_holder: str | None) -> list[str]:
@@ -259,7 +260,8 @@ class RunBook:
         lease = lease or observe(self.storage)
         by_id = {r.run_id: r for r in self.load()}
         for record in marker_records(self.storage, lease.markers):
-            if record.run_id not in by_id or by_id[record.run_id].status == "pending":
+            known = by_id.get(record.run_id)
+            if known is None or _superseded_by(known, record):
                 by_id[record.run_id] = record
         live = None
         if lease.latest is not None and not lease.free:
@@ -285,6 +287,14 @@ class RunBook:
                 if raw.get("run_id") == run_id:
                     return RunRecord.from_json(raw)
         return None
+
+
+def _superseded_by(known: RunRecord, carried: RunRecord) -> bool:
+    """Whether a record carried by a wake marker says more than the index: a `pending` run that
+    moved on, or a run presumed `abandoned` whose own process came back to record its end."""
+    if known.status == "pending":
+        return carried.status != "pending"
+    return known.status == "abandoned" and carried.status not in {"pending", "running"}
 
 
 def _runs_json(records: list[RunRecord]) -> bytes:

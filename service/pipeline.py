@@ -566,10 +566,10 @@ class Pipeline:
         summary.rejects.extend(rejects.head(1000).to_dicts())
 
         # 7. ledger: the batch's files stop being pending only now; then the derived state
-        self.lake._before_commit()
+        self.lake.before_commit("_state")
         self.ledger.files.record(outcomes, run_id)
         self.ledger.files.save()
-        self.lake._before_commit()
+        self.lake.before_commit("_state")
         self.catalog.save(self.processed)
         summary.files.extend(outcomes)
         for o in outcomes:
@@ -824,7 +824,7 @@ class Pipeline:
         index = pl.concat([plan.index, added], how="vertical_relaxed").unique(
             subset=fact.VERSION_KEY, keep="last"
         )
-        self.lake._before_commit()
+        self.lake.before_commit("_state")
         fact_index.write_index(self.processed, index, buckets)
         self.catalog.index_buckets = sorted(set(self.catalog.index_buckets) | set(buckets))
         self.catalog.next_record_id = int(numbered["sales_record_id"].max()) + 1  # type: ignore[arg-type]
