@@ -44,6 +44,7 @@ checkov: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run
+	$(PY) -m bench.s3_requests --runs 500 --maintain-every 48
 
 # Refresh the pinned versions (dev constraints and the Lambda image's runtime requirements).
 lock:

@@ -48,8 +48,10 @@ def test_runs_pagination(client: TestClient, demo_keys: dict[str, str]) -> None:
     ids = [client.post("/runs").json()["run_id"] for _ in range(3)]
     page = client.get("/runs", params={"limit": 2, "offset": 1}).json()
     assert page["total"] == 3 and page["limit"] == 2 and page["offset"] == 1
-    assert len(page["items"]) == 2
-    assert {i["run_id"] for i in page["items"]} <= set(ids)
+    # newest first: the page after the newest holds the second and the first run started
+    assert [i["run_id"] for i in page["items"]] == [ids[1], ids[0]]
+    starts = [i["started_at"] for i in client.get("/runs").json()["items"]]
+    assert starts == sorted(starts, reverse=True)
 
 
 def test_unknown_run_is_404(client: TestClient) -> None:

@@ -235,3 +235,29 @@ def test_sigterm_records_the_run_interrupted_and_frees_the_lease(
     _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err[-2000:]
     _assert_same_tables(processed, _serial(ingestion, tmp_path / "serial"))
+
+
+def test_random_kills_converge_exactly(tmp_path: Path, ingestion: Path) -> None:
+    """Rounds of `kill -9` at random moments (lease 2 s), each followed by the next run: the
+    last run ends with exactly the serial tables, whatever was half-done."""
+    import random
+
+    rng = random.Random(20261127)
+    processed = tmp_path / "shared"
+    # many small batches, so a kill lands between (or inside) commits of a long run
+    env = {"TOTESYS_LEASE_SECONDS": "2", "TOTESYS_BATCH_MAX_BYTES": "20000"}
+    killed = 0
+    for _ in range(4):
+        proc = _start(ingestion, processed, **env)
+        time.sleep(rng.uniform(0.5, 4.0))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed += 1
+        proc.wait()
+    assert killed >= 2  # the runs take longer than the kills leave them
+    final = _start(ingestion, processed, **env)
+    _, err = final.communicate(timeout=180)
+    assert final.returncode == 0, err[-2000:]
+    _assert_same_tables(processed, _serial(ingestion, tmp_path / "serial"))
+    runs = Ledger(Lake(LocalStorage(processed))).runs()
+    assert not [r for r in runs if r.status == "running"]
