@@ -412,7 +412,8 @@ def write_report(measured: Measured, out: Path, args: argparse.Namespace) -> Non
         f"| flat: last 10 runs ÷ first 10 ≤ 1.15 | {summary['last10_median']} ÷ "
         f"{summary['first10_median']} = {summary['flat_ratio']:.2f} "
         f"| {ok(summary['flat_ratio'] <= 1.15)} |",
-        f"| run with nothing to do ≤ 12 | {summary['noop_run']} | {ok(summary['noop_run'] <= 12)} |",
+        f"| run with nothing to do ≤ 12 | {summary['noop_run']} "
+        f"| {ok(summary['noop_run'] <= 12)} |",
         *[f"| `{k}` ≤ 15 | {v} | {ok(v <= 15)} |" for k, v in api.items()],
         f"| {args.delay_ms:g} ms per request adds ≤ 1.0 s to a small run | "
         f"{sec.get('0ms', 0):.2f} s → {sec.get(delay, 0):.2f} s (+{added:.2f} s, medians) "
