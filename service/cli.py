@@ -307,6 +307,86 @@ def maintain(
     out.print(f"done in {result['seconds']:.1f} s")
 
 
+@app.command()
+def sql(
+    query: Annotated[
+        str | None, typer.Argument(help="One SELECT (or WITH … SELECT) statement")
+    ] = None,
+    named: Annotated[
+        str | None,
+        typer.Option("--named", help="Run a named query (service/sql/named/NAME.sql) instead"),
+    ] = None,
+    params: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="A named query's parameter value, in order (repeat)"),
+    ] = None,
+    processed: ProcessedOpt = None,
+    version: Annotated[
+        int | None, typer.Option("--version", help="Read every table at this Delta version")
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", help="Read every table as committed at this time (naive UTC)"),
+    ] = None,
+    as_of_business: Annotated[
+        datetime | None,
+        typer.Option(
+            "--as-of-business",
+            help="Business time (naive UTC) of the view fact_sales_order_as_of",
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print (the table view)")] = 100,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Every row as CSV on stdout, streamed")
+    ] = False,
+) -> None:
+    """Read-only SQL over the star tables (fact_sales_order, dim_*), the views
+    fact_sales_order_current and fact_sales_order_as_of, at a Delta version or time."""
+    from service.sql import engine
+    from service.sql.guard import UnsafeQuery
+    from service.sql.named import bind, named_queries
+
+    if as_json and as_csv:
+        _fail("give --json or --csv, not both")
+    lake = Lake(open_storage(_settings(processed=processed).processed_uri))
+    try:
+        if named is not None:
+            if query is not None:
+                _fail("give a query or --named NAME, not both")
+            available = named_queries()
+            if named not in available:
+                _fail(f"no named query {named!r} (named queries: {', '.join(available)})")
+            query = bind(available[named], params or [])
+        elif params:
+            _fail("--param is for --named queries")
+        if query is None:
+            _fail('give a query, e.g. totesys sql "SELECT * FROM dim_currency"')
+            return
+        travel = engine.TimeTravel(version=version, as_of=as_of)
+        frame = engine.prepare(lake, query, travel, as_of_business)
+        if as_csv:
+            # Streamed to stdout in batches: the whole answer never sits in memory as text.
+            frame.sink_csv(sys.stdout.buffer)
+            return
+        rows = engine.collect(frame, None if as_json else limit + 1)
+    except (engine.SqlError, UnsafeQuery) as exc:
+        _fail(str(exc))
+        return
+    except pl.exceptions.PolarsError as exc:  # raised while streaming --csv
+        _fail(str(exc).strip().splitlines()[0])
+        return
+    if as_json:
+        _print_json({"columns": rows.columns, "count": rows.height, "rows": rows.to_dicts()})
+        return
+    more = rows.height > limit
+    rows = rows.head(limit)
+    noun = "row" if rows.height == 1 and not more else "rows"
+    _print_frame(rows, f"{rows.height:,}{'+' if more else ''} {noun}")
+    if more:
+        err.print(f"showing the first {limit:,} rows: --csv or --json for every row")
+
+
 def is_loopback_host(host: str) -> bool:
     import ipaddress
 
