@@ -275,6 +275,24 @@ def test_cli_table_json_version_and_row_cap(warehouse: Warehouse) -> None:
     everything = totesys("sql", "SELECT * FROM dim_date", "--processed", processed, "--json")
     body = json.loads(everything.stdout)
     assert body["count"] == _table(warehouse, "dim_date").height > 5
+    # JSON keeps decimals exact (strings) and timestamps ISO 8601, as the other commands do
+    order_id = _busiest_order(warehouse)
+    one = totesys(
+        "sql",
+        f"SELECT * FROM fact_sales_order WHERE sales_order_id = {order_id}",
+        "--processed",
+        processed,
+        "--json",
+    )
+    rows = json.loads(one.stdout)["rows"]
+    stored = queries.sale_history(warehouse.lake, order_id)
+    assert len(rows) == stored.height > 1
+    by_record = {row["sales_record_id"]: row for row in rows}
+    for version in stored.iter_rows(named=True):
+        row = by_record[version["sales_record_id"]]
+        assert row["unit_price"] == str(version["unit_price"])
+        assert datetime.fromisoformat(row["last_updated"]) == version["last_updated"]
+        assert row["created_date"] == version["created_date"].isoformat()
 
 
 @pytest.mark.parametrize(
