@@ -61,6 +61,9 @@ FORBIDDEN_WORDS = frozenset(
 # Polars' file-reading table functions are read_csv, read_parquet, read_ipc and read_json; any
 # name of that shape is refused so a future one is refused too.
 FILE_FUNCTION = re.compile(r"^(read|scan)_", re.IGNORECASE)
+# Line comments end at \r as well as \n (stricter than Polars, which ends them at \n only) and
+# only space, tab, CR and LF count as whitespace: other control or separator characters are
+# refused outside comments and strings.
 # Characters whose meaning differs between SQL dialects' lexers (escapes, dollar quoting,
 # backtick identifiers, `#` comments, `&` in U&'…'): refused outside string literals.
 _REFUSED_CHARS = {
@@ -72,8 +75,8 @@ _REFUSED_CHARS = {
 
 _TOKEN = re.compile(
     r"""
-    (?P<space>\s+)
-  | (?P<line_comment>--[^\n]*)
+    (?P<space>[\ \t\r\n]+)
+  | (?P<line_comment>--[^\r\n]*)
   | (?P<block_comment>/\*.*?\*/)
   | (?P<string>'(?:[^']|'')*')
   | (?P<quoted>"(?:[^"]|"")*")

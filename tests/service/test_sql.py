@@ -368,6 +368,9 @@ REFUSED = [
     "",
     "-- only a comment",
     "SELECT 'unterminated FROM dim_date",
+    "SELECT 1 AS a -- comment\r, * FROM read_csv('{csv}')",
+    "SELECT 1 AS a\u2028FROM dim_date",
+    "SELECT 1 AS a\x0b FROM dim_date",
 ]
 
 
@@ -386,6 +389,8 @@ ACCEPTED = [
     "WITH d AS (SELECT * FROM dim_date) SELECT COUNT(*) AS n FROM d;",
     "(SELECT 1 AS one)",
     "SELECT 'it''s' AS s",
+    "SELECT 'a -- b /* c' AS s\r\nFROM dim_date\r\n",  # CRLF line ends
+    "SELECT 'read_csv(''x'') é' AS s",  # in a string: just text
 ]
 
 
