@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import date, datetime
 from decimal import Decimal
@@ -367,7 +368,14 @@ def sql(
         frame = engine.prepare(lake, query, travel, as_of_business)
         if as_csv:
             # Streamed to stdout in batches: the whole answer never sits in memory as text.
-            frame.sink_csv(sys.stdout.buffer)
+            try:
+                frame.sink_csv(sys.stdout.buffer)
+            except OSError as exc:
+                if "broken pipe" not in str(exc).lower():
+                    raise
+                # The reader stopped early (`| head`): not an error. Point stdout at devnull
+                # so the interpreter's final flush does not fail either.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return
         rows = engine.collect(frame, None if as_json else limit + 1)
     except (engine.SqlError, UnsafeQuery) as exc:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +29,7 @@ from service.sql.guard import UnsafeQuery, check_plan, check_query
 from service.sql.named import bind, named_queries
 from service.storage import LocalStorage, open_storage
 from service.synthetic import DEFAULT_START, SyntheticManifest, iter_ingestion_files
-from tests.service.test_cli import totesys
+from tests.service.test_cli import ROOT, totesys
 
 # Each run of the same module shares the warehouse: tests only read it.
 pytestmark = pytest.mark.xdist_group("sql-warehouse")
@@ -419,3 +422,21 @@ def test_the_plan_check_catches_a_scan_outside_the_tables(
 def test_only_the_tables_a_query_names_are_opened(warehouse: Warehouse) -> None:
     names = check_query("SELECT c.currency_code FROM dim_currency AS c")
     assert names & set(TABLE_PATHS) == {"dim_currency"}
+
+
+def test_csv_into_a_reader_that_stops_early_is_not_an_error(warehouse: Warehouse) -> None:
+    """`totesys sql ... --csv | head`: the answer (~400 KB) overflows the pipe, the reader
+    leaves after one line, and the command ends quietly."""
+    args = ["sql", "SELECT * FROM fact_sales_order", "--processed", str(warehouse.processed)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", *args, "--csv"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"sales_record_id,")
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert proc.stderr.read() == b""
