@@ -105,7 +105,7 @@ def prepare(
             message += f" (tables and views: {', '.join(RELATIONS)})"
         raise SqlError(message) from None
     try:
-        check_plan(plan, [lake.uri(name) for name in wanted])
+        check_plan(plan, [lake.uri(name).rstrip("/") + "/" for name in wanted])
     except UnsafeQuery as exc:
         raise SqlError(f"refused: {exc}") from None
     return query

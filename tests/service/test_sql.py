@@ -407,7 +407,7 @@ def test_the_plan_check_catches_a_scan_outside_the_tables(
 ) -> None:
     """The second line of defence, on its own: a plan reading any other file is refused."""
     lake = warehouse.lake
-    prefixes = [lake.uri(name) for name in TABLE_PATHS]
+    prefixes = [lake.uri(name) + "/" for name in TABLE_PATHS]
     tables = pl.SQLContext({"dim_date": lake.scan("dim_date")})
     check_plan(tables.execute("SELECT * FROM dim_date").explain(), prefixes)
     for sql in (
