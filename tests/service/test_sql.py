@@ -440,3 +440,22 @@ def test_csv_into_a_reader_that_stops_early_is_not_an_error(warehouse: Warehouse
     proc.stdout.close()
     assert proc.wait(timeout=120) == 0
     assert proc.stderr.read() == b""
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["GBP", "GBP' OR '1'='1", "'; DROP TABLE dim_currency; --", "/*", "--", "?", "é''", ""],
+)
+def test_a_parameter_is_only_ever_a_value(warehouse: Warehouse, value: str) -> None:
+    """Whatever the text, a varchar parameter is one string literal: it cannot change the
+    query (no extra rows, no statement), only what the query compares with."""
+    query = named_queries()["top_counterparties"]
+    rows = engine.run(warehouse.lake, bind(query, [value]))
+    assert set(rows["currency_code"]) <= {value}
+    assert (rows.height > 0) == (value == "GBP")
+
+
+def test_a_parameter_with_a_backslash_is_refused(warehouse: Warehouse) -> None:
+    query = named_queries()["top_counterparties"]
+    with pytest.raises(engine.SqlError, match="backslash"):
+        engine.run(warehouse.lake, bind(query, ["GBP\\"]))
