@@ -341,6 +341,9 @@ def sql(
     as_csv: Annotated[
         bool, typer.Option("--csv", help="Every row as CSV on stdout, streamed")
     ] = False,
+    list_catalog: Annotated[
+        bool, typer.Option("--list", help="List the tables, views and named queries")
+    ] = False,
 ) -> None:
     """Read-only SQL over the star tables (fact_sales_order, dim_*), the views
     fact_sales_order_current and fact_sales_order_as_of, at a Delta version or time."""
@@ -350,6 +353,9 @@ def sql(
 
     if as_json and as_csv:
         _fail("give --json or --csv, not both")
+    if list_catalog:
+        _print_sql_catalog(as_json)
+        return
     lake = Lake(open_storage(_settings(processed=processed).processed_uri))
     try:
         if named is not None:
@@ -397,6 +403,36 @@ def sql(
     _print_frame(rows, f"{rows.height:,}{'+' if more else ''} {noun}")
     if more:
         err.print(f"showing the first {limit:,} rows: --csv or --json for every row")
+
+
+def _print_sql_catalog(as_json: bool) -> None:
+    """What `totesys sql` can query: tables with their columns, views, named queries."""
+    from service.lake import TABLE_SCHEMAS
+    from service.sql.engine import VIEWS
+    from service.sql.named import named_queries
+
+    tables = {n: {c: str(t) for c, t in cols.items()} for n, cols in TABLE_SCHEMAS.items()}
+    named = {
+        q.name: {"title": q.title, "parameters": [f"{n} {t}" for n, t in q.parameters]}
+        for q in named_queries().values()
+    }
+    if as_json:
+        _print_json({"tables": tables, "views": VIEWS, "named_queries": named})
+        return
+    listing = Table(title="tables and views")
+    for column in ("name", "columns"):
+        listing.add_column(column)
+    for name, columns in tables.items():
+        listing.add_row(name, ", ".join(columns))
+    for name, meaning in VIEWS.items():
+        listing.add_row(name, f"(view) {meaning}; columns of fact_sales_order")
+    out.print(listing)
+    queries_table = Table(title="named queries (--named NAME --param VALUE ...)")
+    for column in ("name", "question", "parameters"):
+        queries_table.add_column(column)
+    for name, query in named.items():
+        queries_table.add_row(name, str(query["title"]), ", ".join(query["parameters"]))
+    out.print(queries_table)
 
 
 def is_loopback_host(host: str) -> bool:

@@ -459,3 +459,19 @@ def test_a_parameter_with_a_backslash_is_refused(warehouse: Warehouse) -> None:
     query = named_queries()["top_counterparties"]
     with pytest.raises(engine.SqlError, match="backslash"):
         engine.run(warehouse.lake, bind(query, ["GBP\\"]))
+
+
+def test_list_names_what_can_be_queried(warehouse: Warehouse) -> None:
+    proc = totesys("sql", "--list", "--json")
+    assert proc.returncode == 0, proc.stderr
+    catalog = json.loads(proc.stdout)
+    assert set(catalog["views"]) == set(engine.VIEWS)
+    assert set(catalog["named_queries"]) == set(named_queries())
+    assert catalog["named_queries"]["sale_history"]["parameters"] == ["sales_order_id integer"]
+    for name in [*catalog["tables"], *catalog["views"]]:
+        columns = catalog["tables"].get(name, catalog["tables"]["fact_sales_order"])
+        answer = engine.run(
+            warehouse.lake, f"SELECT * FROM {name} LIMIT 1", as_of_business=_mid_time()
+        )
+        assert answer.columns == list(columns), name
+        assert answer.height == 1, name
