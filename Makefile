@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO := data/demo
 
-.PHONY: venv demo test lint typecheck pytest openapi bench checkov lock clean
+.PHONY: venv demo test lint typecheck pytest openapi athena bench checkov lock clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,11 @@ test: lint typecheck pytest
 
 openapi: $(STAMP)
 	$(PY) -m service.api.openapi_export openapi/openapi.json
+
+# Write the Glue tables and Athena named queries (from transforms/schemas.py and
+# service/sql/named/*.sql) into infra/template.yaml; tests/infra fails until it is rerun.
+athena: $(STAMP)
+	$(PY) -m infra.athena
 
 # checkov pins an older boto3 than the project, so it lives in its own venv; every finding is
 # fixed or skipped with a reason in the template's Metadata (tests/infra checks the reasons).

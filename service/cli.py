@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import date, datetime
 from decimal import Decimal
@@ -324,6 +325,133 @@ def maintain(
         )
     out.print(table)
     out.print(f"done in {result['seconds']:.1f} s")
+
+
+@app.command()
+def sql(
+    query: Annotated[
+        str | None, typer.Argument(help="One SELECT (or WITH … SELECT) statement")
+    ] = None,
+    named: Annotated[
+        str | None,
+        typer.Option("--named", help="Run a named query (service/sql/named/NAME.sql) instead"),
+    ] = None,
+    params: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="A named query's parameter value, in order (repeat)"),
+    ] = None,
+    processed: ProcessedOpt = None,
+    version: Annotated[
+        int | None, typer.Option("--version", help="Read every table at this Delta version")
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", help="Read every table as committed at this time (naive UTC)"),
+    ] = None,
+    as_of_business: Annotated[
+        datetime | None,
+        typer.Option(
+            "--as-of-business",
+            help="Business time (naive UTC) of the view fact_sales_order_as_of",
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print (the table view)")] = 100,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Every row as CSV on stdout, streamed")
+    ] = False,
+    list_catalog: Annotated[
+        bool, typer.Option("--list", help="List the tables, views and named queries")
+    ] = False,
+) -> None:
+    """Read-only SQL over the star tables (fact_sales_order, dim_*), the views
+    fact_sales_order_current and fact_sales_order_as_of, at a Delta version or time."""
+    from service.sql import engine
+    from service.sql.guard import UnsafeQuery
+    from service.sql.named import bind, named_queries
+
+    if as_json and as_csv:
+        _fail("give --json or --csv, not both")
+    if list_catalog:
+        _print_sql_catalog(as_json)
+        return
+    lake = Lake(open_storage(_settings(processed=processed).processed_uri))
+    try:
+        if named is not None:
+            if query is not None:
+                _fail("give a query or --named NAME, not both")
+            available = named_queries()
+            if named not in available:
+                _fail(f"no named query {named!r} (named queries: {', '.join(available)})")
+            query = bind(available[named], params or [])
+        elif params:
+            _fail("--param is for --named queries")
+        if query is None:
+            _fail('give a query, e.g. totesys sql "SELECT * FROM dim_currency"')
+            return
+        travel = engine.TimeTravel(version=version, as_of=as_of)
+        frame = engine.prepare(lake, query, travel, as_of_business)
+        if as_csv:
+            # Streamed to stdout in batches: the whole answer never sits in memory as text.
+            try:
+                frame.sink_csv(sys.stdout.buffer)
+            except OSError as exc:
+                if "broken pipe" not in str(exc).lower():
+                    raise
+                # The reader stopped early (`| head`): not an error. Point stdout at devnull
+                # so the interpreter's final flush does not fail either.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return
+        rows = engine.collect(frame, None if as_json else limit + 1)
+    except (engine.SqlError, UnsafeQuery) as exc:
+        _fail(str(exc))
+        return
+    except pl.exceptions.PolarsError as exc:  # raised while streaming --csv
+        _fail(str(exc).strip().splitlines()[0])
+        return
+    if as_json:
+        # Serialised by Polars (a Python dict per row is ~20x slower for a large answer), with
+        # timestamps as ISO 8601 like the other commands' JSON; decimals stay exact strings.
+        iso = pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.6f")
+        head = json.dumps({"columns": rows.columns, "count": rows.height})
+        sys.stdout.write(f'{head[:-1]}, "rows": {rows.with_columns(iso).write_json()}}}\n')
+        return
+    more = rows.height > limit
+    rows = rows.head(limit)
+    noun = "row" if rows.height == 1 and not more else "rows"
+    _print_frame(rows, f"{rows.height:,}{'+' if more else ''} {noun}")
+    if more:
+        err.print(f"showing the first {limit:,} rows: --csv or --json for every row")
+
+
+def _print_sql_catalog(as_json: bool) -> None:
+    """What `totesys sql` can query: tables with their columns, views, named queries."""
+    from service.lake import TABLE_SCHEMAS
+    from service.sql.engine import VIEWS
+    from service.sql.named import named_queries
+
+    tables = {n: {c: str(t) for c, t in cols.items()} for n, cols in TABLE_SCHEMAS.items()}
+    named = {
+        q.name: {"title": q.title, "parameters": [f"{n} {t}" for n, t in q.parameters]}
+        for q in named_queries().values()
+    }
+    if as_json:
+        _print_json({"tables": tables, "views": VIEWS, "named_queries": named})
+        return
+    listing = Table(title="tables and views")
+    for column in ("name", "columns"):
+        listing.add_column(column)
+    for name, columns in tables.items():
+        listing.add_row(name, ", ".join(columns))
+    for name, meaning in VIEWS.items():
+        listing.add_row(name, f"(view) {meaning}; columns of fact_sales_order")
+    out.print(listing)
+    queries_table = Table(title="named queries (--named NAME --param VALUE ...)")
+    for column in ("name", "question", "parameters"):
+        queries_table.add_column(column)
+    for name, query in named.items():
+        queries_table.add_row(name, str(query["title"]), ", ".join(query["parameters"]))
+    out.print(queries_table)
 
 
 def is_loopback_host(host: str) -> bool:

@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         print(staff.head(3))
     console.print(
         f"\nTry: .venv/bin/totesys history {busiest} --processed {processed}\n"
-        f"     .venv/bin/totesys current --processed {processed} --as-of 2024-11-14T10:00:00"
+        f"     .venv/bin/totesys current --processed {processed} --as-of 2024-11-14T10:00:00\n"
+        f"     .venv/bin/totesys sql --named revenue_by_month_currency --processed {processed}"
     )
     return 0
 

@@ -10,12 +10,15 @@ order, so a re-run over the same inputs from an empty root gives the same ids.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
 import polars as pl
 
 from transforms.schemas import FACT_SALES_ORDER, TIMESTAMP
 
 VERSION_KEY = ["sales_order_id", "last_updated"]
+# The state queries work on a frame or a lazy frame (`totesys sql` registers them as views).
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 TIME_FORMAT = "%H:%M:%S%.6f"  # HH:MM:SS.ffffff, as PostgreSQL `time` prints and accepts
 
 
@@ -96,7 +99,7 @@ def _in_application_order(orders: pl.DataFrame) -> bool:
     return bool(((same_file > 0) | ((same_file == 0) & (later_record > 0))).all())
 
 
-def latest_versions(history: pl.DataFrame) -> pl.DataFrame:
+def latest_versions(history: Frame) -> Frame:
     """The latest version of every order in a frame of versions (any columns incl. the key)."""
     return history.sort(VERSION_KEY).unique(subset="sales_order_id", keep="last")
 
@@ -142,11 +145,11 @@ def number_versions(new: pl.DataFrame, first_id: int, run_id: str) -> pl.DataFra
     ).select([pl.col(c).cast(t) for c, t in FACT_SALES_ORDER.items()])
 
 
-def current_state(history: pl.DataFrame) -> pl.DataFrame:
+def current_state(history: Frame) -> Frame:
     """The current state of every sale: its latest version, unless that is a deletion."""
     return latest_versions(history).filter(pl.col("change_type") != "delete").sort("sales_order_id")
 
 
-def state_as_of(history: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
+def state_as_of(history: Frame, as_of: datetime) -> Frame:
     """Every sale as it stood at business time `as_of` (versions with last_updated ≤ as_of)."""
     return current_state(history.filter(pl.col("last_updated") <= pl.lit(as_of, dtype=TIMESTAMP)))

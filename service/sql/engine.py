@@ -1,0 +1,132 @@
+"""Run a read-only SQL query over the star tables: Polars SQL over lazy Delta scans.
+
+Only the tables a query names are opened. Every table can be read at a Delta version or as of a
+commit time (time travel), and two views answer the fact table's usual questions with the same
+definitions as `totesys current` (transforms/fact_sales_order.py):
+
+- `fact_sales_order_current`: each sale's latest version, unless it is a deletion;
+- `fact_sales_order_as_of`: each sale as it stood at a business time (`as_of_business`), i.e.
+  its latest version with `last_updated` at or before it, unless that is a deletion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+
+from service import queries
+from service.lake import TABLE_PATHS, TABLE_SCHEMAS, Lake
+from service.sql.guard import UnsafeQuery, check_plan, check_query
+from transforms import fact_sales_order as fact
+
+VIEWS: dict[str, str] = {
+    "fact_sales_order_current": "each sale's latest version, unless it is a deletion",
+    "fact_sales_order_as_of": "each sale as of the business time given by --as-of-business",
+}
+RELATIONS = [*TABLE_PATHS, *VIEWS]
+
+
+class SqlError(ValueError):
+    """A query that cannot run: refused, malformed, or naming what does not exist."""
+
+
+@dataclass(frozen=True)
+class TimeTravel:
+    """Read every table at this Delta version, or at its last commit at or before `as_of`."""
+
+    version: int | None = None
+    as_of: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.version is not None and self.as_of is not None:
+            raise SqlError("give --version or --as-of, not both")
+        if self.version is not None and self.version < 0:
+            raise SqlError(f"--version must be 0 or more, not {self.version}")
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _table(lake: Lake, name: str, travel: TimeTravel) -> pl.LazyFrame:
+    latest = lake.table(name)
+    if latest is None:
+        raise SqlError(f"{name} has not been written yet under {lake.storage.uri}")
+    version = travel.version
+    if travel.as_of is not None:
+        try:
+            version = queries.version_at(lake, name, travel.as_of)
+        except queries.NoSuchVersion:
+            # The table did not exist yet at that time: it had no rows.
+            return pl.LazyFrame(schema=TABLE_SCHEMAS[name])
+    if version is not None and version > latest.version():
+        raise SqlError(f"{name} has no version {version} (latest is {latest.version()})")
+    frame = lake.scan(name, version)
+    assert frame is not None
+    return frame
+
+
+def prepare(
+    lake: Lake,
+    sql: str,
+    travel: TimeTravel | None = None,
+    as_of_business: datetime | None = None,
+) -> pl.LazyFrame:
+    """The query as a lazy frame, checked (see service/sql/guard.py) but not yet run."""
+    travel = travel or TimeTravel()
+    try:
+        names = check_query(sql)
+    except UnsafeQuery as exc:
+        raise SqlError(f"refused: {exc}") from None
+    views = names & set(VIEWS)
+    if "fact_sales_order_as_of" in views and as_of_business is None:
+        raise SqlError("fact_sales_order_as_of needs --as-of-business TIMESTAMP (business time)")
+    wanted = (names & set(TABLE_PATHS)) | ({"fact_sales_order"} if views else set())
+    frames = {name: _table(lake, name, travel) for name in sorted(wanted)}
+    if "fact_sales_order_current" in views:
+        frames["fact_sales_order_current"] = fact.current_state(frames["fact_sales_order"])
+    if as_of_business is not None and "fact_sales_order_as_of" in views:
+        moment = _naive_utc(as_of_business)
+        frames["fact_sales_order_as_of"] = fact.state_as_of(frames["fact_sales_order"], moment)
+    context = pl.SQLContext(frames)
+    try:
+        query = context.execute(sql)
+        plan = query.explain()  # resolves names and types: most mistakes surface here
+    except pl.exceptions.PolarsError as exc:
+        message = _first_line(exc)
+        if message.startswith("relation ") and message.endswith(" was not found"):
+            message += f" (tables and views: {', '.join(RELATIONS)})"
+        raise SqlError(message) from None
+    try:
+        check_plan(plan, [lake.uri(name).rstrip("/") + "/" for name in wanted])
+    except UnsafeQuery as exc:
+        raise SqlError(f"refused: {exc}") from None
+    return query
+
+
+def collect(query: pl.LazyFrame, limit: int | None = None) -> pl.DataFrame:
+    """Run the query (the first `limit` rows only, if given); errors become SqlError."""
+    try:
+        return (query if limit is None else query.head(limit)).collect()
+    except pl.exceptions.PolarsError as exc:
+        raise SqlError(_first_line(exc)) from None
+
+
+def run(
+    lake: Lake,
+    sql: str,
+    travel: TimeTravel | None = None,
+    as_of_business: datetime | None = None,
+) -> pl.DataFrame:
+    """Every row of the query's answer (see `prepare`)."""
+    return collect(prepare(lake, sql, travel, as_of_business))
+
+
+__all__ = ["RELATIONS", "VIEWS", "SqlError", "TimeTravel", "collect", "prepare", "run"]
