@@ -16,9 +16,9 @@ instead of reopening it.
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
-import json
 import threading
 import time
 import uuid
