@@ -31,7 +31,8 @@ from typing import Any
 
 ACCESS_KEY = SECRET_KEY = "testing"
 REGION = "us-east-1"
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# the real Totesys snapshot, beside the checkout (as tests/conftest.py finds it)
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "totesys-2024-11"
 
 
 def _free_port(with_grpc: bool = False) -> int:

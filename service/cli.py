@@ -223,6 +223,23 @@ def history(
     )
 
 
+# The columns a person reads in the current-state table (--json carries all of them).
+CURRENT_VIEW_COLUMNS = [
+    "sales_record_id",
+    "sales_order_id",
+    "created_date",
+    "created_time",
+    "last_updated_date",
+    "last_updated_time",
+    "sales_staff_id",
+    "counterparty_id",
+    "units_sold",
+    "unit_price",
+    "currency_id",
+    "design_id",
+]
+
+
 @app.command()
 def current(
     processed: ProcessedOpt = None,
@@ -243,7 +260,7 @@ def current(
     if as_json:
         _print_json({"as_of": as_of, "count": rows.height, "sales": rows.to_dicts()})
         return
-    _print_frame(rows.head(limit).select(rows.columns[:12]), f"{rows.height:,} live sales")
+    _print_frame(rows.head(limit).select(CURRENT_VIEW_COLUMNS), f"{rows.height:,} live sales")
 
 
 @app.command()
