@@ -249,3 +249,41 @@ def test_reprocess_job_applies_only_its_keys(moto_s3: S3Env, tree: list[str]) ->
     record = Ledger(Lake(open_storage(moto_s3.processed_uri))).run("reproc-1")
     assert record is not None and record.trigger == "reprocess" and record.files_applied == 1
     assert record.rows_written.get("fact_sales_order", 0) == 0  # versions already stored
+
+
+def test_s3_event_while_a_live_run_holds_the_lease_is_busy_within_seconds(
+    moto_s3: S3Env, tree: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A burst of events during a long run: each invocation leaves a wake marker and returns
+    `busy` in seconds (not minutes), naming the holder; nothing is lost (the next holder answers
+    the markers)."""
+    import time
+
+    from service.lake import Lake
+    from service.lease import MARKER_PREFIX, Lease
+    from service.ledger import Ledger
+
+    processed = open_storage(moto_s3.processed_uri)
+    holder = Lease(processed, "long-run", 60)
+    holder.acquire(0)
+    holder.start_heartbeat()
+    try:
+        started = time.monotonic()
+        result = handler.lambda_handler(s3_notification(moto_s3, tree[:1]), FakeContext())
+        took = time.monotonic() - started
+    finally:
+        holder.release()
+    assert result["status"] == "busy" and "long-run" in result["error"]
+    assert "expires" in result["error"]
+    assert took < 15  # TOTESYS_LEASE_WAIT_SECONDS (5 s) and the marker, not 120 s
+    blob = emf(stdout_lines(capsys))
+    assert value(blob, "RunFailed") == 0  # busy is not a failure: no alarm, no Lambda retry
+    assert [o.key for o in processed.list(MARKER_PREFIX)]
+
+    # the next run (here: the schedule) answers the marker and applies every pending file
+    result = handler.lambda_handler(load("scheduled_event.json"), FakeContext())
+    assert result["status"] == "succeeded"
+    assert result["files_applied"] == len([k for k in tree if "payment" not in k])
+    assert not list(processed.list(MARKER_PREFIX))
+    runs = Ledger(Lake(processed)).runs()
+    assert [r.status for r in runs] == ["succeeded"]
