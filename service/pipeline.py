@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -287,7 +287,7 @@ class Pipeline:
         self.lake.new_session()
         self.lake.fence = lease.fence
         result: dict[str, Any] = {}
-        try:
+        with self._recorded(lease, summary):
             # fold the records wake markers carry; those that ask for files stay for a run
             view = lease.acquired_view
             others, answered = [], []
@@ -323,18 +323,6 @@ class Pipeline:
                 self._rebuild_fact_index(self.lake.table("fact_sales_order"))
             lease.fence()
             self.catalog.save(self.processed)
-            summary.status = "succeeded"
-        except KeyboardInterrupt:
-            summary.status = "interrupted"
-            summary.error = "interrupted (SIGINT or SIGTERM)"
-            raise
-        except BaseException as exc:
-            summary.status = "failed"
-            summary.error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            summary.finished_at = utcnow()
-            self._close_record(lease, summary)
         if _list_markers(self.processed):  # files landed while maintenance held the lease
             with contextlib.suppress(LeaseBusy):  # the run that holds it answers the markers
                 self.run(trigger="wake", wait_seconds=0)
@@ -405,7 +393,7 @@ class Pipeline:
         self.lake.fence = lease.fence
         self.lake.on_commit = self._committed
         seen: set[str] = set()
-        try:
+        with self._recorded(lease, summary):
             view = lease.acquired_view
             others: list[RunRecord] = []
             for marker in sorted(view.markers if view else [], key=lambda m: m.key):
@@ -436,6 +424,14 @@ class Pipeline:
             if decided and not batches:
                 lease.fence()
                 self.ledger.files.save()
+        return seen
+
+    @contextlib.contextmanager
+    def _recorded(self, lease: Lease, summary: RunSummary) -> Iterator[None]:
+        """The work of a run (or maintenance) under a held lease: its outcome goes into the
+        summary, its final record is written and the lease let go, however it ends."""
+        try:
+            yield
             summary.status = "succeeded"
         except KeyboardInterrupt:
             summary.status = "interrupted"
@@ -448,7 +444,6 @@ class Pipeline:
         finally:
             summary.finished_at = utcnow()
             self._close_record(lease, summary)
-        return seen
 
     def _close_record(self, lease: Lease, summary: RunSummary) -> None:
         """Write the run's final record, then let the lease go. A run that lost the lease may
