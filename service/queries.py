@@ -16,6 +16,7 @@ import polars as pl
 from service import catalog as fact_index
 from service.catalog import Catalog
 from service.lake import ALL_PATHS, TABLE_PATHS, TABLE_SCHEMAS, Lake, TableInfo, UnknownTable
+from service.storage import LocalStorage
 from transforms import fact_sales_order as fact
 from transforms.schemas import FACT_SALES_ORDER
 
@@ -150,8 +151,11 @@ def _latest_table_infos(lake: Lake) -> list[TableInfo]:
                 )
         return lake.info(name)
 
-    with ThreadPoolExecutor(max_workers=len(TABLE_PATHS)) as pool:
-        found = list(pool.map(info, TABLE_PATHS))
+    if isinstance(lake.storage, LocalStorage):  # a stat each: threads would only cost
+        found = [info(name) for name in TABLE_PATHS]
+    else:  # seven round trips at once, not one after another
+        with ThreadPoolExecutor(max_workers=len(TABLE_PATHS)) as pool:
+            found = list(pool.map(info, TABLE_PATHS))
     return [i for i in found if i is not None]
 
 
