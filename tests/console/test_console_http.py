@@ -66,7 +66,7 @@ def test_buttons_do_nothing_without_the_token(browser_like: TestClient, loaded: 
     for path, form in [("/console/runs", {}), ("/console/reprocess", {"key": "baseline/x.json"})]:
         answer = browser_like.post(path, data={"csrf": csrf, **form})
         assert answer.status_code == 303
-        assert answer.headers["location"].startswith("/console/login")
+        assert answer.headers["location"] == "/console/login?next=%2Fconsole"
     assert len(loaded.ledger.runs()) == before
 
 
@@ -206,3 +206,32 @@ def test_run_chart_scales_bars_and_line_to_their_own_axes() -> None:
     first, second = chart.line.split()
     assert first.endswith(f",{chart.plot_top}.0") and second.endswith(f",{chart.plot_bottom}.0")
     assert run_chart([]).empty
+
+
+def test_a_failed_run_shows_its_error(client: TestClient, loaded: Pipeline) -> None:
+    from service.ledger import RunRecord, utcnow
+
+    loaded.ledger.record_run(
+        RunRecord(
+            run_id="failed-run-1",
+            status="failed",
+            trigger="api",
+            started_at=utcnow(),
+            finished_at=utcnow(),
+            error="LeaseBusy: <another run> holds the lease",
+        )
+    )
+    page = client.get("/console/runs/failed-run-1").text
+    assert '<span class="status failed" id="run-status">failed</span>' in page
+    assert "LeaseBusy: &lt;another run&gt; holds the lease" in page  # escaped, never markup
+    assert "failed-run-1" in client.get("/console").text
+
+
+def test_an_empty_lake_is_a_page_not_an_error(client: TestClient) -> None:
+    overview = client.get("/console")
+    assert overview.status_code == 200
+    assert overview.text.count("not written yet") == 7
+    assert "No runs yet" in overview.text and "No finished runs yet" in overview.text
+    table = client.get("/console/tables/dim_staff")
+    assert table.status_code == 200 and "has not been written yet" in table.text
+    assert client.get("/console/files").status_code == 200

@@ -50,7 +50,11 @@ def safe_next(value: str | None) -> str:
 
 
 def login_url(request: Request) -> str:
+    """The login form, coming back to this page (a refused POST comes back to the overview:
+    its URL is no page, and the action is not replayed)."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method not in {"GET", "HEAD"}:
+        target = "/console"
     return "/console/login?next=" + quote(safe_next(target), safe="")
 
 
