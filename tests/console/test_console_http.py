@@ -182,6 +182,10 @@ def test_bad_input_is_a_clear_message_not_a_crash(client: TestClient, loaded: Pi
     assert bad_filter.status_code == 422
     assert "has no column &#39;nope&#39;" in bad_filter.text  # escaped
     assert client.get("/console/tables/fact_sales_order?version=99").status_code == 422
+    not_a_number = client.get("/console/tables/fact_sales_order?version=abc")
+    assert not_a_number.status_code == 422 and "is not a whole number" in not_a_number.text
+    bad_time = client.get("/console/tables/fact_sales_order?as_of=soon")
+    assert bad_time.status_code == 422 and "is not a date and time" in bad_time.text
     assert client.get("/console/tables/no_such_table").status_code == 404
     assert client.get("/console/runs/no-such-run").status_code == 404
     assert client.get("/console/sales-orders/424242").status_code == 404

@@ -82,9 +82,27 @@ def table_overview(lake: Lake) -> list[dict[str, Any]]:
     ]
 
 
+class BadInput(ValueError):
+    """A form value the page cannot use; the message says which and why."""
+
+
 def parse_moment(value: str | None) -> datetime | None:
-    """A datetime-local or ISO 8601 input; None when empty. ValueError when malformed."""
+    """A datetime-local or ISO 8601 input as naive UTC; None when empty."""
     if not value:
         return None
-    moment = datetime.fromisoformat(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInput(
+            f"{value!r} is not a date and time (ISO 8601, e.g. 2024-11-14T10:00)"
+        ) from None
     return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def parse_version(value: str | None) -> int | None:
+    """A Delta version input; None when empty."""
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise BadInput(f"version {value!r} is not a whole number ≥ 0")
+    return int(value)

@@ -22,7 +22,7 @@ from service.api.console.render import render
 from service.api.deps import DispatcherDep, LakeDep, LedgerDep, PipelineDep, SettingsDep
 from service.api.routes.common import start_job
 from service.api.routes.reprocess import key_problem
-from service.lake import TABLE_PATHS, UnknownTable
+from service.lake import TABLE_PATHS, TABLE_SCHEMAS, UnknownTable
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
@@ -199,7 +199,7 @@ def table_page(
         "as_of": as_of or "",
         "filters": filters,
         "history": [],
-        "columns": list(queries.TABLE_SCHEMAS[name]),
+        "columns": list(TABLE_SCHEMAS[name]),
     }
     try:
         context["history"] = queries.table_history(lake, name)
@@ -207,7 +207,7 @@ def table_page(
         return render(request, "table.html", {**context, "unwritten": True})
     error = None
     try:
-        chosen_version = int(version) if version else None
+        chosen_version = data.parse_version(version)
         moment = data.parse_moment(as_of) if chosen_version is None else None
         rows = queries.table_rows(
             lake,
@@ -218,7 +218,7 @@ def table_page(
             limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE,
         )
-    except (ValueError, queries.NoSuchVersion, queries.BadFilter) as exc:
+    except (data.BadInput, queries.NoSuchVersion, queries.BadFilter) as exc:
         error = str(exc)
         rows = None
     if rows is not None:
@@ -262,8 +262,8 @@ def sale_page(
     error = None
     try:
         moment = data.parse_moment(as_of)
-    except ValueError:
-        error, moment = f"{as_of!r} is not a date and time (ISO 8601)", None
+    except data.BadInput as exc:
+        error, moment = str(exc), None
     state = queries.sale_state(lake, sales_order_id, moment)
     state_record = None
     if state.row is not None and state.status == "current":
