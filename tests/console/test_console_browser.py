@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.console.conftest import TOKEN, ConsoleData
@@ -92,17 +93,44 @@ def texts(driver: WebDriver, selector: str) -> list[str]:
     return [str(e.text) for e in driver.find_elements(By.CSS_SELECTOR, selector)]
 
 
+def submit(driver: WebDriver, button: WebElement) -> None:
+    """Click a form's button and wait until the page it leads to has loaded (a click does not
+    wait for the navigation it starts)."""
+    page = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+
+    def left(_: WebDriver) -> bool:
+        try:
+            page.is_enabled()
+        except WebDriverException:  # stale, or "node does not belong to the document"
+            return True
+        return False
+
+    WebDriverWait(driver, 60).until(left)
+    WebDriverWait(driver, 60, ignored_exceptions=[WebDriverException]).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
+
+
 def wait_for_run_end(driver: WebDriver) -> str:
-    """On a run's page (which reloads itself while the run is going): its final status."""
+    """On a run's page (which reloads itself while the run is going): its final status, read
+    once the page has loaded (a read racing a reload raises and is retried)."""
 
     def ended(d: WebDriver) -> str | None:
-        try:
-            status = str(d.find_element(By.ID, "run-status").text)
-        except StaleElementReferenceException:
+        if d.execute_script("return document.readyState") != "complete":
             return None
+        status = str(d.find_element(By.ID, "run-status").text)
         return status if status in {"succeeded", "failed"} else None
 
-    result: str = WebDriverWait(driver, 120, poll_frequency=0.3).until(ended)
+    wait = WebDriverWait(driver, 120, poll_frequency=0.3, ignored_exceptions=[WebDriverException])
+    result: str = wait.until(ended)
+    # the page may have been reloaded between the read and now: let that load end too
+    WebDriverWait(driver, 30, ignored_exceptions=[WebDriverException]).until(
+        lambda d: (
+            d.execute_script("return document.readyState") == "complete"
+            and d.find_element(By.ID, "run-status").text in {"succeeded", "failed"}
+        )
+    )
     return result
 
 
@@ -164,7 +192,7 @@ def test_pages_show_the_run_and_the_buttons_start_runs(
 
     # "Start a run": applies the pending file, then shows up on the overview
     visit(browser, f"{base}/console")
-    browser.find_element(By.ID, "start-run").click()
+    submit(browser, browser.find_element(By.ID, "start-run"))
     started = run_id_from(browser)
     assert wait_for_run_end(browser) == "succeeded"
     assert console_data.pending_file in browser.find_element(By.ID, "run-files").text
@@ -172,7 +200,7 @@ def test_pages_show_the_run_and_the_buttons_start_runs(
 
     # "Reprocess" on the rejected file: a reprocess run that rejects it again, with the reason
     visit(browser, f"{base}/console/files?status=rejected")
-    browser.find_element(By.CSS_SELECTOR, "#files button.reprocess").click()
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "#files button.reprocess"))
     reprocess = run_id_from(browser)
     assert wait_for_run_end(browser) == "succeeded"
     files = browser.find_element(By.ID, "run-files").text
@@ -199,14 +227,14 @@ def test_token_server_refuses_the_console_until_login(
     visit(browser, f"{base}/console/login", "login")
 
     browser.find_element(By.ID, "token").send_keys("not-the-token")
-    browser.find_element(By.ID, "login").click()
+    submit(browser, browser.find_element(By.ID, "login"))
     assert "not the API token" in browser.find_element(By.ID, "login-error").text
     console_errors(browser)  # the 401 of the refused login is expected here
     assert console_data.first_run not in browser.find_element(By.TAG_NAME, "body").text
 
     visit(browser, f"{base}/console/runs/{console_data.first_run}")
     browser.find_element(By.ID, "token").send_keys(TOKEN)
-    browser.find_element(By.ID, "login").click()
+    submit(browser, browser.find_element(By.ID, "login"))
     assert browser.current_url == f"{base}/console/runs/{console_data.first_run}"
     assert browser.find_element(By.ID, "run-id").text == console_data.first_run
     assert not console_errors(browser)
