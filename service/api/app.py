@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
+from service.api import console
 from service.api.routes import (
     files,
     health,
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or Settings()
     for module in (health, runs, files, reprocess, maintenance, tables, sales_orders):
         app.include_router(module.router)
+    console.install(app)  # the operator console's pages under /console (not in OpenAPI)
 
     @app.exception_handler(StorageError)
     async def storage_unavailable(request: Request, exc: StorageError) -> JSONResponse:
