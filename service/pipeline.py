@@ -452,6 +452,7 @@ class Pipeline:
         try:
             try:
                 lease.fence()
+                self.ledger.files.save_run(summary.run_id, summary.files)
                 book.put(summary.record())
                 book.save()
             except LeaseLost:

@@ -213,18 +213,19 @@ def test_run_chart_scales_bars_and_line_to_their_own_axes() -> None:
 
 
 def test_a_failed_run_shows_its_error(client: TestClient, loaded: Pipeline) -> None:
+    from service.lease import leave_marker
     from service.ledger import RunRecord, utcnow
 
-    loaded.ledger.record_run(
-        RunRecord(
-            run_id="failed-run-1",
-            status="failed",
-            trigger="api",
-            started_at=utcnow(),
-            finished_at=utcnow(),
-            error="LeaseBusy: <another run> holds the lease",
-        )
+    # a run that could not take the lease records itself in a wake marker (service/ledger.py)
+    record = RunRecord(
+        run_id="failed-run-1",
+        status="failed",
+        trigger="api",
+        started_at=utcnow(),
+        finished_at=utcnow(),
+        error="LeaseBusy: <another run> holds the lease",
     )
+    leave_marker(loaded.processed, record.run_id, {"only_keys": [], "record": record.to_json()})
     page = client.get("/console/runs/failed-run-1").text
     assert '<span class="status failed" id="run-status">failed</span>' in page
     assert "LeaseBusy: &lt;another run&gt; holds the lease" in page  # escaped, never markup

@@ -10,7 +10,7 @@ import polars as pl
 
 from service import queries
 from service.lake import TABLE_PATHS, Lake
-from service.ledger import RunRecord
+from service.ledger import Ledger, RunRecord
 
 # A sale's columns in its timeline: what a version says, then where it came from.
 SALE_COLUMNS = [
@@ -35,8 +35,7 @@ def duration_seconds(run: RunRecord) -> float | None:
 
 def run_files(lake: Lake, run_id: str) -> list[dict[str, Any]]:
     """The ledger rows this run wrote (one per file it decided), by key."""
-    frame = lake.read("ledger", where=pl.col("run_id") == run_id)
-    return [] if frame is None else frame.sort("source_file").to_dicts()
+    return Ledger(lake).run_files(run_id).to_dicts()
 
 
 def rejects_of(lake: Lake, files: list[str]) -> tuple[int, list[dict[str, Any]]]:
