@@ -72,7 +72,9 @@ def _app(tmp_path: Path, token: str | None) -> TestClient:
     settings = Settings(
         ingestion_uri=str(tmp_path / "i"), processed_uri=str(tmp_path / "p"), api_token=token
     )
-    return TestClient(create_app(settings), client=("127.0.0.1", 40000))
+    return TestClient(
+        create_app(settings), client=("127.0.0.1", 40000), base_url="http://127.0.0.1:8000"
+    )
 
 
 def test_loopback_admitted_only_without_a_token(
@@ -81,7 +83,7 @@ def test_loopback_admitted_only_without_a_token(
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     assert _app(tmp_path, None).get("/runs").status_code == 200
     assert _app(tmp_path, "secret").get("/runs").status_code == 401
-    ipv6 = TestClient(_app(tmp_path, None).app, client=("::1", 40000))
+    ipv6 = TestClient(_app(tmp_path, None).app, client=("::1", 40000), base_url="http://[::1]:8000")
     assert ipv6.get("/runs").status_code == 200
 
 

@@ -81,7 +81,8 @@ def test_rows_at_a_version(client: TestClient, loaded: Pipeline, demo_keys: dict
 
 def test_rows_as_of_commit_time(client: TestClient, loaded: Pipeline) -> None:
     history = client.get("/tables/fact_sales_order/versions").json()["versions"]
-    first = datetime.fromisoformat(history[-1]["timestamp"])
+    assert history[-1]["timestamp"].endswith("Z")  # served with its zone (date-time)
+    first = datetime.fromisoformat(history[-1]["timestamp"]).replace(tzinfo=None)
     body = client.get(
         "/tables/fact_sales_order/rows",
         params={"as_of": (first + timedelta(seconds=1)).isoformat()},

@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
 
-from service.api.deps import Dispatcher, authenticate
+from service.api.auth import authenticate
+from service.api.deps import Dispatcher
+from service.api.errors import MAX_ITEMS, clip
 from service.api.models import Problem, Run, RunAccepted
 from service.ledger import Ledger, RunRecord, utcnow
 from service.pipeline import new_run_id
 from service.settings import Settings
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "No valid bearer token, IAM context or loopback"}
+    401: {"model": Problem, "description": "No valid bearer token, IAM context or loopback"},
+    403: {
+        "model": Problem,
+        "description": "Loopback without a token: the Host is not a loopback name, or a "
+        "state-changing request came from a foreign Origin",
+    },
+    503: {"model": Problem, "description": "Storage (ingestion root or tables) unavailable"},
+}
+STATE_CHANGING: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": "Request body over 1 MB"},
+    415: {
+        "model": Problem,
+        "description": "Loopback without a token: the request is not application/json",
+    },
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "Not found"}}
 BAD_REQUEST: dict[int | str, dict[str, Any]] = {
@@ -23,6 +39,39 @@ BAD_REQUEST: dict[int | str, dict[str, Any]] = {
 
 def authenticated_router(tag: str) -> APIRouter:
     return APIRouter(tags=[tag], dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
+
+
+def clipped_list(values: list[str]) -> list[str]:
+    """At most `MAX_ITEMS` of the caller's values, each clipped, for an error answer."""
+    return [clip(v) for v in values[:MAX_ITEMS]]
+
+
+def naive_utc_parameter(value: datetime | None, parameter: str) -> datetime | None:
+    """A timestamp parameter as the tables store it (naive UTC); 422 naming the parameter if
+    its zone takes it outside the representable years (9999-12-31T23:59:59-12:00)."""
+    if value is None or value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "type": "datetime_range",
+                    "loc": ["query", parameter],
+                    "msg": "in UTC this time is outside the years 1 to 9999",
+                    "input": value.isoformat(),
+                }
+            ],
+        ) from None
+
+
+def page_bounds(offset: int, limit: int, total: int) -> tuple[int, int]:
+    """(start, stop) of a page within `total` items: an offset past the end is an empty page
+    (a huge offset never reaches Polars' 64-bit slice arithmetic)."""
+    start = min(offset, total)
+    return start, min(total, start + limit)
 
 
 def run_model(record: RunRecord) -> Run:
