@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from typing import Any
 
 from deltalake.exceptions import DeltaError
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.storage import StorageError
 
@@ -88,6 +91,19 @@ def clipped_validation_errors(errors: Any) -> list[dict[str, Any]]:
     return clipped
 
 
+def allowed_methods(app: FastAPI, path: str) -> set[str]:
+    """The methods the app's OpenAPI document gives `path` (matched against its templates)."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "path_methods", None)
+    if table is None:
+        table = []
+        for template, operations in app.openapi()["paths"].items():
+            parts = re.split(r"(\{[^/}]+\})", template)
+            pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+            table.append((re.compile(f"^{pattern}$"), {m.upper() for m in operations}))
+        app.state.path_methods = table
+    return {m for pattern, methods in table if pattern.match(path) for m in methods}
+
+
 def install(app: FastAPI) -> None:
     """Register the API's error handlers on `app`."""
 
@@ -97,6 +113,20 @@ def install(app: FastAPI) -> None:
             {"detail": clipped_validation_errors(exc.errors())},
             status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            # Starlette's Allow names the first route on the path only (POST for /runs, which
+            # also has GET); name every method the path has.
+            methods = allowed_methods(app, request.url.path)
+            if methods:
+                return JSONResponse(
+                    {"detail": "Method Not Allowed"},
+                    status.HTTP_405_METHOD_NOT_ALLOWED,
+                    headers={"Allow": ", ".join(sorted(methods))},
+                )
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(StorageError)
     async def storage_unavailable(request: Request, exc: StorageError) -> JSONResponse:

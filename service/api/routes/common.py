@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from service.api.auth import authenticate
 from service.api.deps import Dispatcher
@@ -22,9 +22,15 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
         "description": "Loopback without a token: the Host is not a loopback name, or a "
         "state-changing request came from a foreign Origin",
     },
+    422: {
+        "model": Problem,
+        "description": "Invalid parameters or body: `detail` names each parameter and its "
+        "problem (an unknown query parameter too)",
+    },
     503: {"model": Problem, "description": "Storage (ingestion root or tables) unavailable"},
 }
 STATE_CHANGING: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body could not be read as UTF-8 JSON"},
     413: {"model": Problem, "description": "Request body over 1 MB"},
     415: {
         "model": Problem,
@@ -37,8 +43,44 @@ BAD_REQUEST: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _query_names(dependant: Any) -> set[str]:
+    """Query parameter names of a route's dependency tree (FastAPI's `Dependant`)."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def known_query_parameters(request: Request) -> None:
+    """422 for a query parameter the route does not have: a typo (`?fliter=...`) would
+    otherwise be ignored silently and answer with everything."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _query_names(dependant)
+    unknown = [k for k in dict.fromkeys(request.query_params) if k not in known]
+    if unknown:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ["query", clip(k)],
+                    "msg": "unknown query parameter"
+                    + (f" (parameters: {', '.join(sorted(known))})" if known else ""),
+                }
+                for k in unknown[:MAX_ITEMS]
+            ],
+        )
+
+
 def authenticated_router(tag: str) -> APIRouter:
-    return APIRouter(tags=[tag], dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
+    return APIRouter(
+        tags=[tag],
+        dependencies=[Depends(authenticate), Depends(known_query_parameters)],
+        responses=UNAUTHORIZED,
+    )
 
 
 def clipped_list(values: list[str]) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import polars as pl
 from fastapi import HTTPException, Path, Query, status
+from pydantic import StringConstraints
 
 from service import queries
 from service.api.deps import CacheDep, LakeDep
@@ -34,6 +35,11 @@ FILTER_HELP = (
     "(NaN, out of range, too many decimals) is 422. `column=null` / `column!=null` test for "
     "missing values. Example: `filter=sales_order_id=2&filter=units_sold>=100`."
 )
+
+
+FilterTerm = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(!=|<=|>=|=|<|>)", max_length=1000)
+]
 
 
 def _unknown(name: str) -> HTTPException:
@@ -116,7 +122,7 @@ def table_rows(
     as_of: Annotated[
         datetime | None, Query(description="Commit time (ISO 8601; no zone = UTC)")
     ] = None,
-    filter: Annotated[list[str] | None, Query(description=FILTER_HELP)] = None,
+    filter: Annotated[list[FilterTerm] | None, Query(description=FILTER_HELP)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RowPage:
