@@ -144,9 +144,9 @@ def loopback_guard(request: Request) -> None:
         )
 
 
-def authenticate(request: Request, bearer: BearerDep) -> str:
+async def authenticate(request: Request, bearer: BearerDep) -> str:
     """Who the caller is (for logs): `token`, the IAM principal ARN, or `loopback`; else 401
-    (or 403/415 from `loopback_guard`)."""
+    (or 403/415 from `loopback_guard`). Async: it never blocks, so it runs on the event loop."""
     settings: Settings = request.app.state.settings
     token = presented_token(request, bearer)
     if (

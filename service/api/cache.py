@@ -10,15 +10,16 @@ if the table is still at the version it was computed at.
 
 Version checks are coalesced: a request waits for the table's lock, then reuses the last check
 if that check *started after the request arrived* (so it saw every commit made before the
-request: a caller always reads its own writes), else checks again. 200 simultaneous requests
-cost about two checks per table, not 200.
+request: a caller always reads its own writes), else checks again. The routes pass the moment
+the request began (`deps.request_started`, on the event loop), not the moment a worker thread
+reaches the lock, so 200 simultaneous requests cost about two checks per table, not 200.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -46,6 +47,8 @@ class TableCache:
         self.lake = lake
         self._entries: dict[str, _Entry] = {}
         self._entries_lock = threading.Lock()
+        # A rendered answer over several tables: (their versions, the bytes).
+        self._rendered: dict[str, tuple[tuple[int | None, ...], bytes]] = {}
 
     def _entry(self, name: str) -> _Entry:
         with self._entries_lock:
@@ -69,21 +72,26 @@ class TableCache:
         entry.version = None if entry.handle is None else entry.handle.version()
         entry.checked_at = started
 
-    def version(self, name: str) -> int | None:
-        """The table's latest Delta version (None if it does not exist)."""
+    def version(self, name: str, arrived: float | None = None) -> int | None:
+        """The table's latest Delta version (None if it does not exist), as of a check that
+        started at or after `arrived` (monotonic; default now)."""
         entry = self._entry(name)
-        arrived = time.monotonic()
+        arrived = time.monotonic() if arrived is None else arrived
         with entry.lock:
             self._refresh(entry, name, arrived)
             return entry.version
 
     def _at_latest(
-        self, name: str, kind: str, compute: Callable[[DeltaTable], T]
+        self, name: str, kind: str, compute: Callable[[DeltaTable], T], arrived: float | None
     ) -> tuple[int, T] | None:
         """`compute(handle)` at the table's latest version, cached by (kind, version); None if the
-        table does not exist."""
+        table does not exist. `arrived`: when the request began (see `version`)."""
         entry = self._entry(name)
-        arrived = time.monotonic()
+        arrived = time.monotonic() if arrived is None else arrived
+        if entry.checked_at >= arrived:  # fast path, no lock: fresh enough and computed
+            version, cached = entry.version, entry.values.get(kind)
+            if version is not None and cached is not None and cached[0] == version:
+                return version, cached[1]
         with entry.lock:
             self._refresh(entry, name, arrived)
             if entry.handle is None or entry.version is None:
@@ -95,18 +103,38 @@ class TableCache:
             entry.values[kind] = (entry.version, value)
             return entry.version, value
 
+    # -- rendered answers over several tables -----------------------------------------------
+    def rendered(self, key: str, names: Iterable[str], arrived: float) -> bytes | None:
+        """The bytes stored under `key` if every table was checked after `arrived` and is still
+        at the version they were rendered at; else None (render in a worker thread). Never
+        blocks and does no I/O, so an async route may call it on the event loop."""
+        versions = []
+        for name in names:
+            entry = self._entries.get(name)
+            if entry is None or entry.checked_at < arrived:
+                return None
+            versions.append(entry.version)
+        hit = self._rendered.get(key)
+        return hit[1] if hit is not None and hit[0] == tuple(versions) else None
+
+    def store_rendered(self, key: str, versions: tuple[int | None, ...], body: bytes) -> None:
+        """Keep `body`, rendered from the tables at `versions` (None: the table is absent)."""
+        self._rendered[key] = (versions, body)
+
     # -- what the routes read ------------------------------------------------------------------
-    def info(self, name: str) -> TableInfo | None:
+    def info(self, name: str, arrived: float | None = None) -> TableInfo | None:
         """The table's summary at its latest version (None if it does not exist)."""
-        found = self._at_latest(name, "info", lambda dt: self.lake.info(name, dt.version()))
+        found = self._at_latest(
+            name, "info", lambda dt: self.lake.info(name, dt.version()), arrived
+        )
         return None if found is None else found[1]
 
-    def history(self, name: str) -> list[dict[str, Any]] | None:
+    def history(self, name: str, arrived: float | None = None) -> list[dict[str, Any]] | None:
         """The table's Delta history at its latest version, newest first (None if absent)."""
-        found = self._at_latest(name, "history", lambda dt: list(dt.history()))
+        found = self._at_latest(name, "history", lambda dt: list(dt.history()), arrived)
         return None if found is None else found[1]
 
-    def runs(self, ledger: Ledger) -> list[RunRecord]:
+    def runs(self, ledger: Ledger, arrived: float | None = None) -> list[RunRecord]:
         """Every run's latest record, newest first (`Ledger.runs`), at the runs table's version."""
-        found = self._at_latest("runs", "runs", lambda _dt: ledger.runs())
+        found = self._at_latest("runs", "runs", lambda _dt: ledger.runs(), arrived)
         return [] if found is None else found[1]

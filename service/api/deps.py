@@ -1,10 +1,15 @@
 """Dependencies of the routes, as `Annotated` aliases: settings, lake, pipeline, caches, dispatch,
 auth (`service.api.auth` decides who may call; re-exported here).
+
+They are `async` (none of them blocks: the Pipeline's storages connect lazily) so FastAPI runs
+them on the event loop; a sync dependency costs a hop through the 40-thread pool, and under a
+few hundred concurrent requests those hops were most of the latency.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -19,7 +24,7 @@ from service.pipeline import Pipeline
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -30,7 +35,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 _setup_lock = threading.Lock()
 
 
-def get_pipeline(request: Request) -> Pipeline:
+async def get_pipeline(request: Request) -> Pipeline:
     """One Pipeline (two storages, a lake, a ledger) per app: clients are reused across requests."""
     state = request.app.state
     pipeline: Pipeline | None = getattr(state, "pipeline", None)
@@ -46,11 +51,11 @@ def get_pipeline(request: Request) -> Pipeline:
 PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
 
 
-def get_lake(pipeline: PipelineDep) -> Lake:
+async def get_lake(pipeline: PipelineDep) -> Lake:
     return pipeline.lake
 
 
-def get_ledger(pipeline: PipelineDep) -> Ledger:
+async def get_ledger(pipeline: PipelineDep) -> Ledger:
     return pipeline.ledger
 
 
@@ -58,7 +63,7 @@ LakeDep = Annotated[Lake, Depends(get_lake)]
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
 
 
-def get_cache(request: Request, lake: LakeDep) -> TableCache:
+async def get_cache(request: Request, lake: LakeDep) -> TableCache:
     """One TableCache per app (handles and values keyed by Delta version)."""
     state = request.app.state
     cache: TableCache | None = getattr(state, "table_cache", None)
@@ -74,11 +79,20 @@ def get_cache(request: Request, lake: LakeDep) -> TableCache:
 CacheDep = Annotated[TableCache, Depends(get_cache)]
 
 
+async def request_started() -> float:
+    """When the request began to be handled (monotonic): on the event loop, before the route
+    waits for a worker thread. The cache serves anything checked after this moment."""
+    return time.monotonic()
+
+
+StartedDep = Annotated[float, Depends(request_started)]
+
+
 # -- dispatch ---------------------------------------------------------------------------------
 Dispatcher = Callable[[dict[str, Any], Settings], None]
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
+async def get_dispatcher(request: Request) -> Dispatcher:
     """How a job leaves the request: `background.dispatch` unless a test replaced it."""
     from service.api import background
 

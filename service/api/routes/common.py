@@ -51,7 +51,7 @@ def _query_names(dependant: Any) -> set[str]:
     return names
 
 
-def known_query_parameters(request: Request) -> None:
+async def known_query_parameters(request: Request) -> None:
     """422 for a query parameter the route does not have: a typo (`?fliter=...`) would
     otherwise be ignored silently and answer with everything."""
     route = request.scope.get("route")

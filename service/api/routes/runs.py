@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import HTTPException, Query, status
 
-from service.api.deps import CacheDep, DispatcherDep, LedgerDep, SettingsDep
+from service.api.deps import CacheDep, DispatcherDep, LedgerDep, SettingsDep, StartedDep
 from service.api.errors import clip_repr
 from service.api.models import Run, RunAccepted, RunPage
 from service.api.routes.common import (
@@ -46,10 +46,11 @@ def start_run(settings: SettingsDep, ledger: LedgerDep, dispatcher: DispatcherDe
 def list_runs(
     ledger: LedgerDep,
     cache: CacheDep,
+    started: StartedDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunPage:
-    runs = cache.runs(ledger)
+    runs = cache.runs(ledger, started)
     start, stop = page_bounds(offset, limit, len(runs))
     items = [run_model(r) for r in runs[start:stop]]
     return RunPage(total=len(runs), limit=limit, offset=offset, items=items)
@@ -61,8 +62,8 @@ def list_runs(
     responses=NOT_FOUND,
     summary="One run: status (pending, running, succeeded, failed), timing, counts, error",
 )
-def get_run(run_id: str, ledger: LedgerDep, cache: CacheDep) -> Run:
-    record = next((r for r in cache.runs(ledger) if r.run_id == run_id), None)
+def get_run(run_id: str, ledger: LedgerDep, cache: CacheDep, started: StartedDep) -> Run:
+    record = next((r for r in cache.runs(ledger, started) if r.run_id == run_id), None)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {clip_repr(run_id)}")
     return run_model(record)

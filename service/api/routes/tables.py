@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import polars as pl
-from fastapi import HTTPException, Path, Query, status
-from pydantic import StringConstraints
+from fastapi import HTTPException, Path, Query, Response, status
+from pydantic import StringConstraints, TypeAdapter
+from starlette.concurrency import run_in_threadpool
 
 from service import queries
-from service.api.deps import CacheDep, LakeDep
+from service.api.cache import TableCache
+from service.api.deps import CacheDep, LakeDep, StartedDep
 from service.api.errors import clip_repr
 from service.api.models import RowPage, TableSummary, TableVersion, TableVersions
 from service.api.routes.common import (
@@ -49,6 +51,16 @@ def _unknown(name: str) -> HTTPException:
     )
 
 
+_SUMMARIES = TypeAdapter(list[TableSummary])
+
+
+def _render_tables(cache: TableCache, started: float) -> bytes:
+    infos = [cache.info(name, started) for name in TABLE_PATHS]
+    body = _SUMMARIES.dump_json([TableSummary(**i.__dict__) for i in infos if i is not None])
+    cache.store_rendered("tables", tuple(i.version if i else None for i in infos), body)
+    return body
+
+
 @router.get(
     "/tables",
     response_model=list[TableSummary],
@@ -56,9 +68,14 @@ def _unknown(name: str) -> HTTPException:
     description="Served from a cache keyed by each table's Delta version: a request costs one "
     "incremental log check per table, shared by concurrent requests.",
 )
-def list_tables(cache: CacheDep) -> list[TableSummary]:
-    infos = (cache.info(name) for name in TABLE_PATHS)
-    return [TableSummary(**info.__dict__) for info in infos if info is not None]
+async def list_tables(cache: CacheDep, started: StartedDep) -> Response:
+    # The answer for the tables' current versions is kept rendered: served from the event loop
+    # when a version check that started after this request says nothing moved; otherwise
+    # checked (and re-rendered if needed) in a worker thread, as the checks block.
+    body = cache.rendered("tables", TABLE_PATHS, started)
+    if body is None:
+        body = await run_in_threadpool(_render_tables, cache, started)
+    return Response(body, media_type="application/json")
 
 
 def _ms(value: Any) -> datetime | None:
@@ -73,10 +90,10 @@ def _ms(value: Any) -> datetime | None:
     description="Versions whose log maintenance removed (older than the retention window) are "
     "not listed.",
 )
-def table_versions(name: TableName, cache: CacheDep) -> TableVersions:
+def table_versions(name: TableName, cache: CacheDep, started: StartedDep) -> TableVersions:
     if name not in TABLE_PATHS:
         raise _unknown(name)
-    history = cache.history(name)
+    history = cache.history(name, started)
     if history is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"table {name!r} has not been written yet")
     versions = [
