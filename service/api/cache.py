@@ -61,10 +61,15 @@ class TableCache:
             return
         started = time.monotonic()
         try:
+            if entry.handle is not None:
+                try:
+                    entry.handle.update_incremental()
+                except Exception:
+                    # e.g. maintenance removed log entries after the handle's version while the
+                    # server sat idle: open the table afresh instead
+                    entry.handle = None
             if entry.handle is None:
                 entry.handle = self.lake.table(name)
-            else:
-                entry.handle.update_incremental()
         except BaseException:
             entry.handle = None  # reopen next time rather than trust a half-updated handle
             entry.checked_at = float("-inf")
