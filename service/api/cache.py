@@ -77,20 +77,12 @@ class TableCache:
         entry.version = None if entry.handle is None else entry.handle.version()
         entry.checked_at = started
 
-    def version(self, name: str, arrived: float | None = None) -> int | None:
-        """The table's latest Delta version (None if it does not exist), as of a check that
-        started at or after `arrived` (monotonic; default now)."""
-        entry = self._entry(name)
-        arrived = time.monotonic() if arrived is None else arrived
-        with entry.lock:
-            self._refresh(entry, name, arrived)
-            return entry.version
-
     def _at_latest(
         self, name: str, kind: str, compute: Callable[[DeltaTable], T], arrived: float | None
     ) -> tuple[int, T] | None:
         """`compute(handle)` at the table's latest version, cached by (kind, version); None if the
-        table does not exist. `arrived`: when the request began (see `version`)."""
+        table does not exist. `arrived`: when the request began (monotonic; default now): a
+        check that started after it is reused, else the table is checked again."""
         entry = self._entry(name)
         arrived = time.monotonic() if arrived is None else arrived
         if entry.checked_at >= arrived:  # fast path, no lock: fresh enough and computed
