@@ -244,3 +244,15 @@ def test_table_summaries_are_cached_per_version_and_follow_new_versions(
     assert client.get("/runs").json()["total"] == runs_before + 1
     versions = client.get("/tables/fact_sales_order/versions").json()["versions"]
     assert versions[0]["version"] == after["fact_sales_order"]["version"]
+
+
+# -- storage trouble --------------------------------------------------------------------------
+def test_an_unreadable_table_is_503_not_500(client: TestClient, loaded: Pipeline) -> None:
+    log = Path(loaded.lake.uri("dim_currency")) / "_delta_log"
+    for commit in log.glob("*.json"):
+        commit.write_text("{not json", encoding="utf-8")  # a damaged log: nothing the caller did
+    r = client.get("/tables")
+    assert r.status_code == 503, r.text
+    assert r.json()["detail"].startswith("tables unavailable")
+    r = client.get("/tables/dim_currency/rows")
+    assert r.status_code == 503, r.text
