@@ -9,6 +9,8 @@ interpreter (`bench.worker`); each figure is the median of several runs in this 
 3. incremental: one update file of 1,000 changed orders applied to a 100k- and a 1M-row fact
 4. many small runs: consecutive runs of one small update file each, then `maintain`
 5. cold start: importing the Lambda handler module in a fresh interpreter
+6. control plane under load: 200 concurrent GET /tables on a real `totesys serve`
+   (`bench.api_load`, its own report: api_load.md)
 """
 
 from __future__ import annotations
@@ -427,6 +429,18 @@ def write_report(results: dict[str, Any], path: Path) -> None:
     ]
     if handler != "service.handler":
         lines.insert(-3, "service/handler.py was absent: service.pipeline was measured instead.")
+    api = results.get("api_load")
+    if api:
+        lines[-3:-3] = [
+            "## Control plane under load",
+            "",
+            f"{api['bursts']} bursts of {api['concurrency']} concurrent `GET /tables` on a real "
+            f"`totesys serve`: p50 {api['tables']['p50_s'] * 1000:.0f} ms, p99 "
+            f"{api['tables']['p99_s'] * 1000:.0f} ms (target ≤ 1000 ms: "
+            f"{verdict(api['ok'])}); `/health` during the bursts p99 "
+            f"{api['health']['p99_s'] * 1000:.0f} ms. Details: [api_load.md](api_load.md).",
+            "",
+        ]
     path.write_text("\n".join(lines))
 
 
@@ -513,6 +527,10 @@ def main(argv: list[str] | None = None) -> None:
             work, scale["small_runs"], scale["small_run_orders"], reuse
         )
         results["cold_start"] = bench_cold_start()
+        say("control plane under load (bench.api_load)")
+        from bench import api_load
+
+        results["api_load"] = api_load.main(["--out", str(opts.out)])
     finally:
         if not opts.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import polars as pl
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -23,7 +24,7 @@ from rich.table import Table
 from service import jobs, queries
 from service.lake import Lake
 from service.lease import LeaseView
-from service.settings import Settings
+from service.settings import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN, Settings
 from service.storage import open_storage
 
 app = typer.Typer(
@@ -54,7 +55,14 @@ def _settings(ingestion: str | None = None, processed: str | None = None) -> Set
         overrides["ingestion_uri"] = ingestion
     if processed:
         overrides["processed_uri"] = processed
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:  # a bad TOTESYS_* variable: one line naming it
+        problems = "; ".join(
+            f"TOTESYS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        _fail(f"invalid setting: {problems}")
+        raise  # not reached: _fail exits
 
 
 def _json_default(value: Any) -> Any:
@@ -303,7 +311,8 @@ def maintain(
         int | None,
         typer.Option(
             "--retention-days",
-            help="Time-travel window kept (days); env TOTESYS_RETENTION_DAYS, default 30",
+            help="Time-travel window kept (days, 1 to 3650); env TOTESYS_RETENTION_DAYS, "
+            "default 30",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -311,6 +320,11 @@ def maintain(
     """Compact small files, checkpoint, and vacuum what no version inside the window needs."""
     settings = _settings(processed=processed)
     days = settings.retention_days if retention_days is None else retention_days
+    if not RETENTION_DAYS_MIN <= days <= RETENTION_DAYS_MAX:
+        _fail(
+            f"--retention-days must be between {RETENTION_DAYS_MIN} and {RETENTION_DAYS_MAX} "
+            f"days (got {days}): 0 would remove every older version at once"
+        )
     with err.status("maintaining tables…"):
         job = jobs.execute(jobs.Job("maintain", trigger="cli", retention_days=days), settings)
     if job.status == "busy":

@@ -7,6 +7,11 @@ from functools import lru_cache
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The time-travel window maintenance may keep: at least a day (0 would vacuum every old version
+# at once), at most ten years (longer windows overflow delta-rs's duration arithmetic).
+RETENTION_DAYS_MIN = 1
+RETENTION_DAYS_MAX = 3650
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOTESYS_", extra="ignore")
@@ -47,8 +52,10 @@ class Settings(BaseSettings):
     )
     retention_days: int = Field(
         30,
-        description="Time-travel window kept by `totesys maintain`: vacuum never removes files "
-        "a version inside this window needs.",
+        ge=RETENTION_DAYS_MIN,
+        le=RETENTION_DAYS_MAX,
+        description="Time-travel window kept by `totesys maintain` (days, 1 to 3650): vacuum "
+        "never removes files a version inside this window needs.",
     )
 
 

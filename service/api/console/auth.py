@@ -1,9 +1,11 @@
 """The console's authentication (exactly the API's) and its CSRF protection.
 
-Authentication reuses `deps.authenticate`: a browser cannot send an `Authorization` header on a
-link or a form, so the console also accepts the same token from the `totesys_console_token`
-cookie that the login form sets (HttpOnly, SameSite=Strict, Secure over https, path /console so
-the API routes never see it). With no token configured the API's loopback rule applies as is.
+Authentication reuses the API's `auth.authenticate`: a browser cannot send an `Authorization`
+header on a link or a form, so the console also accepts the same token from the
+`totesys_console_token` cookie that the login form sets (HttpOnly, SameSite=Strict, Secure over
+https, path /console so the API routes never see it). With no token configured the API's loopback
+rule applies (loopback Host, no foreign Origin), except that a console form, which is not JSON,
+proves its origin with its CSRF token instead.
 A page asked for without authentication redirects to the login form; nothing is shown or done.
 
 CSRF: every state-changing button is a POST form carrying `csrf`, the HMAC of a random
@@ -25,7 +27,7 @@ from urllib.parse import parse_qs, quote
 from fastapi import Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials
 
-from service.api.deps import BearerDep, SettingsDep, authenticate
+from service.api.auth import SAFE_METHODS, BearerDep, authenticate
 from service.settings import Settings
 
 TOKEN_COOKIE = "totesys_console_token"
@@ -58,17 +60,26 @@ def login_url(request: Request) -> str:
     return "/console/login?next=" + quote(safe_next(target), safe="")
 
 
-def console_caller(request: Request, settings: SettingsDep, bearer: BearerDep) -> str:
+async def console_caller(request: Request, bearer: BearerDep) -> str:
     """Who the caller is, by the API's rules, with the login cookie standing in for the bearer
     header; else LoginRequired."""
     cookie = request.cookies.get(TOKEN_COOKIE)
     if bearer is None and cookie:
         bearer = HTTPAuthorizationCredentials(scheme="Bearer", credentials=cookie)
     try:
-        return authenticate(request, settings, bearer)
+        return await authenticate(request, bearer)
     except HTTPException as exc:
         if exc.status_code == status.HTTP_401_UNAUTHORIZED:
             raise LoginRequired(login_url(request)) from exc
+        if (
+            exc.status_code == status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+            and request.method not in SAFE_METHODS
+        ):
+            # Loopback without a token, loopback Host and no foreign Origin (those are 403s,
+            # checked first): the API asks for JSON so a web page cannot post a plain form; a
+            # console form is plain, and its CSRF token (CheckedForm) is what proves it came
+            # from a console page.
+            return "loopback"
         raise
 
 
