@@ -1,4 +1,6 @@
-"""What the API reads often, kept per table and keyed by the table's Delta version.
+"""What the API reads often from the Delta tables, kept per table and keyed by the table's
+Delta version: table summaries and histories (the table list and the run list come from the
+writer's small state objects instead: service/catalog.py, service/ledger.py).
 
 Opening a Delta table replays its log (tens of ms locally, several requests on S3), and a table
 summary also sums the file statistics: under a few hundred concurrent reads that was seconds per
@@ -19,14 +21,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from deltalake import DeltaTable
 
 from service.lake import Lake, TableInfo
-from service.ledger import Ledger, RunRecord
 
 T = TypeVar("T")
 
@@ -47,8 +48,6 @@ class TableCache:
         self.lake = lake
         self._entries: dict[str, _Entry] = {}
         self._entries_lock = threading.Lock()
-        # A rendered answer over several tables: (their versions, the bytes).
-        self._rendered: dict[str, tuple[tuple[int | None, ...], bytes]] = {}
 
     def _entry(self, name: str) -> _Entry:
         with self._entries_lock:
@@ -101,23 +100,6 @@ class TableCache:
             return entry.version, value
 
     # -- rendered answers over several tables -----------------------------------------------
-    def rendered(self, key: str, names: Iterable[str], arrived: float) -> bytes | None:
-        """The bytes stored under `key` if every table was checked after `arrived` and is still
-        at the version they were rendered at; else None (render in a worker thread). Never
-        blocks and does no I/O, so an async route may call it on the event loop."""
-        versions = []
-        for name in names:
-            entry = self._entries.get(name)
-            if entry is None or entry.checked_at < arrived:
-                return None
-            versions.append(entry.version)
-        hit = self._rendered.get(key)
-        return hit[1] if hit is not None and hit[0] == tuple(versions) else None
-
-    def store_rendered(self, key: str, versions: tuple[int | None, ...], body: bytes) -> None:
-        """Keep `body`, rendered from the tables at `versions` (None: the table is absent)."""
-        self._rendered[key] = (versions, body)
-
     # -- what the routes read ------------------------------------------------------------------
     def info(self, name: str, arrived: float | None = None) -> TableInfo | None:
         """The table's summary at its latest version (None if it does not exist)."""
@@ -130,8 +112,3 @@ class TableCache:
         """The table's Delta history at its latest version, newest first (None if absent)."""
         found = self._at_latest(name, "history", lambda dt: list(dt.history()), arrived)
         return None if found is None else found[1]
-
-    def runs(self, ledger: Ledger, arrived: float | None = None) -> list[RunRecord]:
-        """Every run's latest record, newest first (`Ledger.runs`), at the runs table's version."""
-        found = self._at_latest("runs", "runs", lambda _dt: ledger.runs(), arrived)
-        return [] if found is None else found[1]

@@ -226,14 +226,17 @@ def test_cli_maintain_refuses_a_window_outside_1_to_3650(
 
 
 # -- the cache --------------------------------------------------------------------------------
-def test_table_summaries_are_cached_per_version_and_follow_new_versions(
+def test_table_summaries_agree_with_delta_and_follow_new_versions(
     client: TestClient, loaded: Pipeline, tree: IngestionTree
 ) -> None:
     first = {t["name"]: t for t in client.get("/tables").json()}
-    cache = client.app.state.table_cache  # type: ignore[attr-defined]
-    cached = cache.info("fact_sales_order")
+    for name, summary in first.items():  # served from the catalog: the same as Delta says
+        info = loaded.lake.info(name)
+        assert info is not None and (summary["version"], summary["rows"]) == (
+            info.version,
+            info.rows,
+        )
     assert client.get("/tables").json() == list(first.values())
-    assert cache.info("fact_sales_order") is cached  # not recomputed: same version
     runs_before = client.get("/runs").json()["total"]
 
     tree.put("updated", "sales_order", T0 + 5 * H, [order(9, T0 + 5 * H, created=T0 - H)])
@@ -251,8 +254,7 @@ def test_an_unreadable_table_is_503_not_500(client: TestClient, loaded: Pipeline
     log = Path(loaded.lake.uri("dim_currency")) / "_delta_log"
     for commit in log.glob("*.json"):
         commit.write_text("{not json", encoding="utf-8")  # a damaged log: nothing the caller did
-    r = client.get("/tables")
-    assert r.status_code == 503, r.text
-    assert r.json()["detail"].startswith("tables unavailable")
+    # GET /tables answers from the catalog and each table's next log entry (it reads no log);
+    # reading the damaged table is storage trouble
     r = client.get("/tables/dim_currency/rows")
     assert r.status_code == 503, r.text

@@ -169,11 +169,19 @@ def test_loopback_mode_admits_local_clients_only(tmp_path: Path, loaded: Pipelin
         ingestion_uri=str(tmp_path / "ingestion"), processed_uri=str(tmp_path / "processed")
     )
     app = create_app(settings)
-    with TestClient(app, client=("127.0.0.1", 40000), follow_redirects=False) as local:
+    local_url = "http://127.0.0.1:8000"
+    with TestClient(
+        app, base_url=local_url, client=("127.0.0.1", 40000), follow_redirects=False
+    ) as local:
         assert local.get("/console").status_code == 200
         proxied = local.get("/console", headers={"X-Forwarded-For": "203.0.113.9"})
         assert proxied.status_code == 303
-    with TestClient(app, client=("203.0.113.9", 40000), follow_redirects=False) as remote:
+        # the API's DNS-rebinding rule holds for the console too: a foreign Host is refused
+        rebound = local.get("/console", headers={"Host": "evil.example.com"})
+        assert rebound.status_code == 403
+    with TestClient(
+        app, base_url=local_url, client=("203.0.113.9", 40000), follow_redirects=False
+    ) as remote:
         assert remote.get("/console").status_code == 303
 
 

@@ -21,7 +21,9 @@ SECURITY_HEADERS = {
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on a form
+    # POST, which the loopback guard must refuse as a foreign origin
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 

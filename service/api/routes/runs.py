@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import HTTPException, Query, status
 
-from service.api.deps import CacheDep, DispatcherDep, LedgerDep, SettingsDep, StartedDep
+from service.api.deps import DispatcherDep, LedgerDep, SettingsDep
 from service.api.errors import clip_repr
 from service.api.models import Run, RunAccepted, RunPage
 from service.api.routes.common import (
@@ -40,17 +40,16 @@ def start_run(settings: SettingsDep, ledger: LedgerDep, dispatcher: DispatcherDe
     "/runs",
     response_model=RunPage,
     summary="Runs, newest first",
-    description="Served from a cache keyed by the runs table's Delta version. An offset past "
-    "the end is an empty page.",
+    description="From the run index (one small object) and the lease: a run whose process "
+    "died holding the lease is shown `abandoned`, never `running`. An offset past the end is an "
+    "empty page.",
 )
 def list_runs(
     ledger: LedgerDep,
-    cache: CacheDep,
-    started: StartedDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunPage:
-    runs = cache.runs(ledger, started)
+    runs = ledger.runs()
     start, stop = page_bounds(offset, limit, len(runs))
     items = [run_model(r) for r in runs[start:stop]]
     return RunPage(total=len(runs), limit=limit, offset=offset, items=items)
@@ -62,8 +61,8 @@ def list_runs(
     responses=NOT_FOUND,
     summary="One run: status (pending, running, succeeded, failed), timing, counts, error",
 )
-def get_run(run_id: str, ledger: LedgerDep, cache: CacheDep, started: StartedDep) -> Run:
-    record = next((r for r in cache.runs(ledger, started) if r.run_id == run_id), None)
+def get_run(run_id: str, ledger: LedgerDep) -> Run:
+    record = ledger.run(run_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {clip_repr(run_id)}")
     return run_model(record)

@@ -11,7 +11,6 @@ from pydantic import StringConstraints, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from service import queries
-from service.api.cache import TableCache
 from service.api.deps import CacheDep, LakeDep, StartedDep
 from service.api.errors import clip_repr
 from service.api.models import RowPage, TableSummary, TableVersion, TableVersions
@@ -21,7 +20,7 @@ from service.api.routes.common import (
     authenticated_router,
     naive_utc_parameter,
 )
-from service.lake import TABLE_PATHS, UnknownTable
+from service.lake import TABLE_PATHS, Lake, UnknownTable
 
 router = authenticated_router("tables")
 
@@ -54,27 +53,21 @@ def _unknown(name: str) -> HTTPException:
 _SUMMARIES = TypeAdapter(list[TableSummary])
 
 
-def _render_tables(cache: TableCache, started: float) -> bytes:
-    infos = [cache.info(name, started) for name in TABLE_PATHS]
-    body = _SUMMARIES.dump_json([TableSummary(**i.__dict__) for i in infos if i is not None])
-    cache.store_rendered("tables", tuple(i.version if i else None for i in infos), body)
-    return body
+def _render_tables(lake: Lake) -> bytes:
+    infos = queries.table_infos(lake)
+    return _SUMMARIES.dump_json([TableSummary(**i.__dict__) for i in infos])
 
 
 @router.get(
     "/tables",
     response_model=list[TableSummary],
     summary="Every table's latest version",
-    description="Served from a cache keyed by each table's Delta version: a request costs one "
-    "incremental log check per table, shared by concurrent requests.",
+    description="From the catalog the writer keeps (service/catalog.py), each table checked "
+    "against its next Delta log entry: one small read and one existence check per table, "
+    "whatever the tables' history.",
 )
-async def list_tables(cache: CacheDep, started: StartedDep) -> Response:
-    # The answer for the tables' current versions is kept rendered: served from the event loop
-    # when a version check that started after this request says nothing moved; otherwise
-    # checked (and re-rendered if needed) in a worker thread, as the checks block.
-    body = cache.rendered("tables", TABLE_PATHS, started)
-    if body is None:
-        body = await run_in_threadpool(_render_tables, cache, started)
+async def list_tables(lake: LakeDep) -> Response:
+    body = await run_in_threadpool(_render_tables, lake)
     return Response(body, media_type="application/json")
 
 
