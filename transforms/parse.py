@@ -219,15 +219,23 @@ class _Found:
         self.tally: Counter[tuple[str, str]] = Counter()  # (field, kind) -> problems
         self.records = 0  # records rejected
 
+        self.added = 0  # problems described through `add`
+
     @property
     def wants_detail(self) -> bool:
-        return len(self.detail) < self.cap
+        return self.added < self.cap
 
     def add(self, number: int, field: str, kind: str, reason: str, raw: str | None) -> None:
         """One problem (callers may skip describing it when `wants_detail` is false)."""
         self.tally[(field, kind)] += 1
         if self.wants_detail:
-            self.detail.append((number, field, reason, None if raw is None else _clip_raw(raw)))
+            self.added += 1
+            self.describe(number, field, reason, raw)
+
+    def describe(self, number: int, field: str, reason: str, raw: str | None) -> None:
+        """Detail of a problem counted elsewhere (the caller keeps to the cap; the first `cap`
+        in record order are kept in the end)."""
+        self.detail.append((number, field, reason, None if raw is None else _clip_raw(raw)))
 
     def frame(self) -> pl.DataFrame:
         return pl.DataFrame(
@@ -415,9 +423,12 @@ class _Reader:
                     except UnicodeDecodeError as exc:
                         bad_utf8[index] = (str(exc), line)
                         lines[index] = b"\x00"  # a stand-in that is neither blank nor JSON
+        utf8 = pl.Series("utf8", [True] * len(lines), dtype=pl.Boolean())
+        if bad_utf8:
+            utf8 = utf8.scatter(list(bad_utf8), False)
         text = pl.Series("line", lines, dtype=pl.Binary()).cast(pl.String())
         del lines
-        frame = text.to_frame().with_columns(
+        frame = pl.DataFrame([text, utf8]).with_columns(
             pl.col("line").str.strip_chars(" \t\r\n").alias("stripped")
         )
         frame = frame.with_columns(
@@ -430,44 +441,63 @@ class _Reader:
             pl.int_range(1, pl.len() + 1, dtype=pl.Int64()).alias("line_number"),
         )
         present = frame.filter(pl.col("present"))
+        del frame
         records_read = present.height
-        good_mask = pl.col("json") & pl.col("object") & ~pl.col("escape")
-        good = present.filter(good_mask)
-        others = present.filter(~good_mask)
-        found = _Found(self.cap)
+        readable = pl.col("utf8") & pl.col("json") & pl.col("object")
         frames: list[pl.DataFrame] = []
+        # Lines json reads one by one: those with a surrogate escape (Polars reads a lone one
+        # as U+0000), or every readable line if Polars cannot read the lines it called good.
+        by_json = readable & pl.col("escape")
+        good = present.filter(readable & ~pl.col("escape"))
         if good.height:
             body = good["line"].str.join("\n").item().encode()
-            numbers = good[RECORD_NUMBER]
             try:
                 read = pl.read_ndjson(body, schema=self.schema)
             except _READ_ERRORS:
                 read = None
             if read is not None and read.height == good.height:
-                frames.append(read.with_columns(numbers))
-            else:  # Polars' verdict and its reader disagree: json decides, line by line
-                others = present.filter(~pl.col("object") | pl.col("escape") | good_mask)
+                frames.append(read.with_columns(good[RECORD_NUMBER]))
+            else:
+                by_json = readable
+        del good
+        # Every other line is a reject, its kind told by Polars' verdict: counted at once, and
+        # only the first ones described (json.loads gives the message).
+        kind = (
+            pl.when(~pl.col("utf8"))
+            .then(pl.lit("invalid UTF-8"))
+            .when(~pl.col("json"))
+            .then(pl.lit("invalid JSON"))
+            .otherwise(pl.lit("not a JSON object"))
+        )
+        others = present.filter(~readable | by_json).with_columns(
+            by_json.alias("by_json"), kind.alias("kind")
+        )
+        del present
+        rejected = others.filter(~pl.col("by_json"))
+        found = _Found(self.cap)
+        for kind_name, count in rejected.group_by("kind").len().iter_rows():
+            found.tally[(JSON_FIELD, kind_name)] += count
+        found.records += rejected.height
+        visit = others.filter(
+            pl.col("by_json") | ((~pl.col("by_json")).cum_sum() <= self.cap)
+        ).select("line", RECORD_NUMBER, "line_number", "by_json", "kind")
         records: list[dict[str, Any]] = []
         record_numbers: list[int] = []
-        for line, number, line_number in others.select(
-            "line", RECORD_NUMBER, "line_number"
-        ).iter_rows():
-            if line_number - 1 in bad_utf8:
-                problem, original = bad_utf8[line_number - 1]
-                found.records += 1
-                found.add(
+        for line, number, line_number, json_reads, kind_name in visit.iter_rows():
+            if not json_reads:
+                found.describe(
                     number,
                     JSON_FIELD,
-                    "invalid UTF-8",
-                    f"invalid UTF-8 on line {line_number}: {problem}",
-                    _decode(original.strip()),
+                    *self._line_problem(
+                        kind_name, line, line_number, bad_utf8.get(line_number - 1)
+                    ),
                 )
                 continue
             try:
                 value = json.loads(line)
-            except (ValueError, RecursionError) as exc:
-                found.records += 1
+            except (ValueError, RecursionError) as exc:  # Polars and json disagree: json wins
                 message = "nested too deep" if isinstance(exc, RecursionError) else str(exc)
+                found.records += 1
                 found.add(
                     number,
                     JSON_FIELD,
@@ -482,9 +512,7 @@ class _Reader:
                     number,
                     JSON_FIELD,
                     "not a JSON object",
-                    f"line {line_number} is not a JSON object: {_json_kind(value)}"
-                    if found.wants_detail
-                    else "",
+                    f"line {line_number} is not a JSON object: {_json_kind(value)}",
                     line.strip(),
                 )
                 continue
@@ -501,6 +529,25 @@ class _Reader:
         )
         found.detail.sort(key=lambda d: d[0])
         return _Raw(rows, found, records_read)
+
+    @staticmethod
+    def _line_problem(
+        kind: str, line: str, line_number: int, utf8_problem: tuple[str, bytes] | None
+    ) -> tuple[str, str]:
+        """(reason, raw value) of a line Polars could not take as a record."""
+        if utf8_problem is not None:
+            problem, original = utf8_problem
+            return f"invalid UTF-8 on line {line_number}: {problem}", _decode(original.strip())
+        raw = line.strip()
+        try:
+            value = json.loads(line)
+        except RecursionError:
+            return f"invalid JSON on line {line_number}: nested too deep", raw
+        except ValueError as exc:
+            return f"invalid JSON on line {line_number}: {exc}", raw
+        if kind == "invalid JSON":  # json reads it, Polars does not (NaN, 1e400, ...)
+            return f"invalid JSON on line {line_number}: not strict JSON", raw
+        return f"line {line_number} is not a JSON object: {_json_kind(value)}", raw
 
     def _first_line_is_bad(self, data: bytes) -> bool:
         start = 0
