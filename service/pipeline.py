@@ -7,6 +7,11 @@ source mirrors → dimensions → facts → inferred members → calendar → re
 pending until its ledger row is written, so a crashed run's files are applied again by the next
 run, and every step above is idempotent (versions already stored are dropped, merges compare,
 rejects are replaced per file).
+
+Bad input never stops a run: a file that cannot be read, or whose parsing fails unexpectedly, is
+rejected with the reason and the run goes on; a key that cannot be planned is rejected too. What
+can fail on data (the new fact versions and their ids, inferred members, the calendar extension)
+is computed before the batch's first commit, so a batch commits consistently or not at all.
 """
 
 from __future__ import annotations
@@ -25,7 +30,14 @@ from service.lake import Lake
 from service.lease import Lease
 from service.ledger import FileOutcome, Ledger, RunRecord, utcnow
 from service.settings import Settings
-from service.storage import ObjectInfo, Storage, open_storage
+from service.storage import (
+    ObjectInfo,
+    Storage,
+    UnreadableObject,
+    check_root,
+    check_roots_apart,
+    open_storage,
+)
 from transforms import dim_date, dimensions
 from transforms import fact_sales_order as fact
 from transforms.ingestion_key import (
@@ -34,13 +46,24 @@ from transforms.ingestion_key import (
     ingestion_order,
     parse_ingestion_key,
 )
-from transforms.parse import ParsedFile, parse_file
+from transforms.parse import ParsedFile, parse_file, rejected_file
 from transforms.schemas import IGNORED_SOURCE_TABLES, REJECTS, SOURCE_TABLES
 
 log = logging.getLogger("totesys.pipeline")
 
 INGESTION_PREFIXES = ("baseline/", "updated/")
 Progress = Callable[[str, int, int], None]  # (message, done, total)
+
+DIMENSION_KEYS = dimensions.DIMENSION_KEYS
+# The source table (and its key) whose rows become each dimension's members.
+MEMBER_SOURCE: dict[str, tuple[str, str]] = {
+    "dim_staff": ("staff", "staff_id"),
+    "dim_counterparty": ("counterparty", "counterparty_id"),
+    "dim_currency": ("currency", "currency_id"),
+    "dim_design": ("design", "design_id"),
+    "dim_location": ("address", "address_id"),
+}
+_COUNTS_IN_REASON = 10  # (field, reason) counts named in a ledger reason
 
 # Which dimensions are rebuilt when rows of a source table arrive.
 DIMENSIONS_FROM_SOURCE: dict[str, tuple[str, ...]] = {
@@ -63,6 +86,8 @@ class RunSummary:
     files: list[FileOutcome] = field(default_factory=list)
     rows_written: dict[str, int] = field(default_factory=dict)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    # every problem of a file, counted: key -> [{field, reason, count}] (rejects holds detail)
+    reject_counts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -118,6 +143,7 @@ class RunSummary:
                     "outcome": f.outcome,
                     "reason": f.reason,
                     "problems": [r for r in self.rejects if r["source_file"] == f.source_file],
+                    "counts": self.reject_counts.get(f.source_file, []),
                 }
                 for f in problem_files
             ],
@@ -136,11 +162,23 @@ class PlannedFile:
     key: IngestionKey
 
 
+@dataclass
+class _FactsPlan:
+    """A batch's fact work, computed before anything is committed."""
+
+    new: pl.DataFrame  # versions to append, numbered, in the fact table's columns
+    versions: pl.DataFrame  # every version the batch holds (fact columns), for dims and dates
+    inferred: dict[str, pl.DataFrame] = field(default_factory=dict)  # dimension -> members
+    calendar: pl.DataFrame = field(default_factory=lambda: pl.DataFrame())  # dim_date rows to add
+
+
 class Pipeline:
     def __init__(self, ingestion: Storage, processed: Storage, settings: Settings) -> None:
         self.ingestion = ingestion
         self.processed = processed
         self.settings = settings
+        check_roots_apart(ingestion, processed)
+        self.limits = settings.parse_limits()
         self.lake = Lake(processed)
         self.ledger = Ledger(self.lake)
 
@@ -152,6 +190,7 @@ class Pipeline:
 
     # -- plan ---------------------------------------------------------------------------------
     def list_ingestion(self) -> list[ObjectInfo]:
+        check_root(self.ingestion, "ingestion")  # missing or unreadable: an error, not "no files"
         return [obj for prefix in INGESTION_PREFIXES for obj in self.ingestion.list(prefix)]
 
     def plan(
@@ -169,11 +208,16 @@ class Pipeline:
         decided: list[FileOutcome] = []
         for obj in objects:
             try:
-                key = parse_ingestion_key(obj.key)
+                key = parse_ingestion_key(obj.key, self.limits)
             except InvalidIngestionKey as exc:
                 decided.append(
                     FileOutcome(obj.key, "rejected", reason=str(exc), size_bytes=obj.size)
                 )
+                continue
+            except Exception as exc:  # no key may stop planning, whatever it holds
+                reason = _internal_error(exc)
+                log.error("file %s rejected: %s", obj.key, reason, exc_info=True)
+                decided.append(FileOutcome(obj.key, "rejected", reason=reason, size_bytes=obj.size))
                 continue
             if key.table in SOURCE_TABLES:
                 planned.append(PlannedFile(obj, key))
@@ -237,7 +281,7 @@ class Pipeline:
                 done += len(batch)
             summary.status = "succeeded"
         except BaseException as exc:
-            summary.status = "failed"
+            summary.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             summary.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
@@ -263,7 +307,7 @@ class Pipeline:
             if progress:
                 progress(f"parsing {item.key.key}", done + offset, total)
             seq = done + offset
-            result = parse_file(self.ingestion.read(item.info.key), item.key.table, item.key.key)
+            result = self._read_and_parse(item)
             parsed.append((seq, item, result))
             outcomes.append(_outcome(item, result))
         if progress:
@@ -271,6 +315,18 @@ class Pipeline:
 
         run_id = summary.run_id
         frames = _frames_by_table(parsed)
+        baselines = [
+            (seq, item, result)
+            for seq, item, result in parsed
+            if item.key.table == "sales_order" and item.key.kind == "baseline"
+        ]
+        # Before the first commit: everything that can fail on data.
+        facts = None
+        if "sales_order" in frames or baselines:
+            facts = self._prepare_facts(frames.get("sales_order"), baselines, summary)
+            facts.inferred = self._inferred_members(facts.versions, frames)
+            facts.calendar = self._calendar_extension(facts.versions)
+
         # 1. source mirrors (latest row per member), 2. dimensions built from them
         rebuild: set[str] = set()
         for table, rows in frames.items():
@@ -293,18 +349,19 @@ class Pipeline:
         for name in sorted(rebuild):
             self._rebuild_dimension(name, summary, mirrors)
 
-        # 3. facts
-        baselines = [
-            (seq, item, result)
-            for seq, item, result in parsed
-            if item.key.table == "sales_order" and item.key.kind == "baseline"
-        ]
-        if "sales_order" in frames or baselines:
-            facts = self._apply_facts(frames.get("sales_order"), baselines, summary)
-            # 4. inferred members, 5. calendar — from every version in the batch, stored
-            # before or not, so a re-run after a crash between commits completes them.
-            self._add_inferred_members(facts, summary)
-            self._extend_calendar(facts, summary)
+        # 3. facts, 4. inferred members, 5. calendar — the last two from every version in
+        # the batch, stored before or not, so a re-run after a crash between commits
+        # completes them.
+        if facts is not None:
+            summary.add_rows(
+                "fact_sales_order", self.lake.append("fact_sales_order", facts.new, run_id)
+            )
+            for name, rows in facts.inferred.items():
+                counts = self.lake.upsert(
+                    name, rows, [DIMENSION_KEYS[name][0]], run_id, insert_only=True
+                )
+                summary.add_rows(name, counts["inserted"])
+            summary.add_rows("dim_date", self.lake.append("dim_date", facts.calendar, run_id))
 
         # 6. rejects (replaced per file, so reprocessing a file never duplicates them)
         rejects = pl.concat([r.rejects for _, _, r in parsed], how="vertical_relaxed")
@@ -313,6 +370,9 @@ class Pipeline:
             keys = ", ".join(_sql_str(item.key.key) for _, item, _ in parsed)
             self.lake.replace_where("rejects", rejects, f"source_file IN ({keys})", run_id)
         summary.rejects.extend(rejects.head(1000).to_dicts())
+        for _, item, result in parsed:
+            if result.reject_counts is not None and result.reject_counts.height:
+                summary.reject_counts[item.key.key] = result.reject_counts.to_dicts()
 
         # 7. ledger: the batch's files stop being pending only now
         self.ledger.record_files(outcomes, run_id)
@@ -327,13 +387,34 @@ class Pipeline:
                     extra={"file_key": o.source_file, "outcome": o.outcome},
                 )
 
-    def _apply_facts(
+    def _read_and_parse(self, item: PlannedFile) -> ParsedFile:
+        """One file, isolated: whatever goes wrong with it rejects it, never the run.
+
+        A storage error that is not about this object (the store unreachable after retries)
+        still fails the run: the file is fine and stays pending for the next one.
+        """
+        key = item.key.key
+        try:
+            data = self.ingestion.read(item.info.key)
+        except UnreadableObject as exc:
+            log.warning("file %s rejected: unreadable: %s", key, exc, extra={"file_key": key})
+            return rejected_file(item.key.table, key, f"unreadable: {exc}")
+        try:
+            return parse_file(data, item.key.table, key, self.limits)
+        except Exception as exc:
+            reason = _internal_error(exc)
+            # ERROR: a parser bug, not bad data; the alarm on error logs fires.
+            log.error("file %s rejected: %s", key, reason, exc_info=True, extra={"file_key": key})
+            return rejected_file(item.key.table, key, reason)
+
+    def _prepare_facts(
         self,
         orders: pl.DataFrame | None,
         baselines: list[tuple[int, PlannedFile, ParsedFile]],
         summary: RunSummary,
-    ) -> pl.DataFrame:
-        """Store the batch's new versions; return every version the batch holds (for dims)."""
+    ) -> _FactsPlan:
+        """The batch's new versions, numbered, and every version the batch holds (for the
+        dimensions and the calendar); reads only."""
         versions = (
             fact.order_versions(orders)
             if orders is not None
@@ -352,10 +433,10 @@ class Pipeline:
         new = fact.new_versions(versions, stored)
 
         for seq, item, result in sorted(baselines, key=lambda b: b[0]):
-            if result.rejects.height:
+            if result.problems:
                 summary.warnings.append(
-                    f"deletion detection skipped for {item.key.key}: {result.rejects.height} "
-                    "rejected rows could hide orders that are still live"
+                    f"deletion detection skipped for {item.key.key}: {result.problems} "
+                    "problems in rejected rows could hide orders that are still live"
                 )
                 continue
             tombstones = self._deletions(new, result, item, seq)
@@ -363,13 +444,11 @@ class Pipeline:
 
         first_id = (self.lake.column_max("fact_sales_order", "sales_record_id") or 0) + 1
         numbered = fact.number_versions(new, int(first_id), summary.run_id)
-        summary.add_rows(
-            "fact_sales_order", self.lake.append("fact_sales_order", numbered, summary.run_id)
-        )
         deleted = numbered.filter(pl.col("change_type") == "delete")
-        return pl.concat(
+        every = pl.concat(
             [versions.select(deleted.columns[1:15]), deleted.select(deleted.columns[1:15])]
         )
+        return _FactsPlan(new=numbered, versions=every)
 
     def _deletions(
         self, new: pl.DataFrame, snapshot: ParsedFile, item: PlannedFile, seq: int
@@ -443,36 +522,43 @@ class Pipeline:
         counts = self.lake.upsert(name, dim, [key], summary.run_id, update_when=changed)
         summary.add_rows(name, counts["inserted"] + counts["updated"])
 
-    def _add_inferred_members(self, facts: pl.DataFrame, summary: RunSummary) -> None:
-        for name, (key, fact_column) in dimensions.DIMENSION_KEYS.items():
+    def _inferred_members(
+        self, facts: pl.DataFrame, frames: dict[str, pl.DataFrame]
+    ) -> dict[str, pl.DataFrame]:
+        """Placeholder members for the keys the facts reference that neither the dimension
+        nor this batch's source rows hold (read before the batch commits anything)."""
+        out: dict[str, pl.DataFrame] = {}
+        for name, (key, fact_column) in DIMENSION_KEYS.items():
             referenced = facts[fact_column].unique()
             existing = self.lake.read(name, columns=[key])
-            missing = (
-                referenced
-                if existing is None
-                else referenced.filter(~referenced.is_in(existing[key].implode()))
-            )
-            if missing.len():
-                rows = dimensions.inferred_members(name, missing)
-                counts = self.lake.upsert(name, rows, [key], summary.run_id, insert_only=True)
-                summary.add_rows(name, counts["inserted"])
+            if existing is not None:
+                referenced = referenced.filter(~referenced.is_in(existing[key].implode()))
+            table, source_key = MEMBER_SOURCE[name]
+            if table in frames:
+                arriving = frames[table][source_key]
+                referenced = referenced.filter(~referenced.is_in(arriving.implode()))
+            if referenced.len():
+                out[name] = dimensions.inferred_members(name, referenced)
+        return out
 
-    def _extend_calendar(self, facts: pl.DataFrame, summary: RunSummary) -> None:
+    def _calendar_extension(self, facts: pl.DataFrame) -> pl.DataFrame:
         needed = dim_date.referenced_date_range(facts)
         existing = None
         if self.lake.exists("dim_date"):
             lo = self.lake.column_min("dim_date", "date_id")
             hi = self.lake.column_max("dim_date", "date_id")
             existing = (lo, hi) if lo is not None and hi is not None else None
-        extension = dim_date.calendar_extension(existing, needed)
-        summary.add_rows("dim_date", self.lake.append("dim_date", extension, summary.run_id))
+        return dim_date.calendar_extension(existing, needed)
+
+
+def _internal_error(exc: BaseException) -> str:
+    return f"internal error: {type(exc).__name__}: {exc}"[:2000]
 
 
 def _outcome(item: PlannedFile, result: ParsedFile) -> FileOutcome:
-    whole_file = result.rejects.filter(pl.col("record_number") == 0)
-    bad_rows = result.rejects.filter(pl.col("record_number") > 0)["record_number"].n_unique()
-    if whole_file.height:
-        outcome, reason = "rejected", str(whole_file["reason"][0])
+    bad_rows = result.records_rejected
+    if result.file_rejected:
+        outcome, reason = "rejected", str(result.rejects["reason"][0])
     else:
         outcome = "applied"
         reason = None
@@ -482,6 +568,16 @@ def _outcome(item: PlannedFile, result: ParsedFile) -> FileOutcome:
                 f"{bad_rows} of {result.records_read} records rejected; first: record "
                 f"{first['record_number']} field {first['field']!r}: {first['reason']}"
             )
+            if result.reject_counts is not None:
+                # exact counts, however many problems were kept in detail
+                counted = [
+                    f"{c['field']}: {c['reason']} ×{c['count']}"
+                    for c in result.reject_counts.head(_COUNTS_IN_REASON).iter_rows(named=True)
+                ]
+                more = result.reject_counts.height - _COUNTS_IN_REASON
+                reason += (
+                    "; problems: " + ", ".join(counted) + (f", … {more} more" if more > 0 else "")
+                )
     return FileOutcome(
         source_file=item.key.key,
         outcome=outcome,

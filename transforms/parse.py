@@ -206,6 +206,21 @@ def parse_file(
     )
 
 
+def rejected_file(table: str, source_file: str, reason: str) -> ParsedFile:
+    """A file that could not be read or parsed at all: no rows, one "<file>" reject."""
+    spec = SOURCE_TABLES.get(table)
+    if spec is None:
+        raise ValueError(f"unknown source table {table!r}; known: {sorted(SOURCE_TABLES)}")
+    reject = pl.DataFrame(
+        [(source_file, table, 0, FILE_FIELD, _clip_raw(reason), None)], schema=REJECTS, orient="row"
+    )
+    counts = pl.DataFrame(
+        [(FILE_FIELD, reason.partition(":")[0], 1)], schema=REJECT_COUNTS, orient="row"
+    )
+    rows = pl.DataFrame(schema={**spec.columns, RECORD_NUMBER: pl.Int64()})
+    return ParsedFile(rows=rows, rejects=reject, records_read=0, reject_counts=counts)
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading: bytes -> one all-String frame (the table's columns + record_number) + record rejects
 
