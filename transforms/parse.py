@@ -352,8 +352,11 @@ class _Reader:
             doc = json.loads(data)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
             first = _NOT_WS.search(data)
-            if not from_lines and first is not None and data[first.start()] == ord("{"):
-                return self._lines_slow(data, from_document=True)
+            if not from_lines and first is not None:
+                several_lines = b"\n" in data[first.start() : _last_non_ws(data, len(data))]
+                if data[first.start()] == ord("{") or several_lines:
+                    # JSON Lines with a bad line (even the first one): keep the good ones
+                    return self._lines_slow(data, from_document=True)
             if isinstance(exc, RecursionError):
                 return self._file_reject("too deep", "JSON nested too deep to read", data)
             if isinstance(exc, UnicodeDecodeError):
@@ -462,7 +465,7 @@ class _Reader:
         frames: list[pl.DataFrame] = []
         # Lines json reads one by one: those with a surrogate escape (Polars reads a lone one
         # as U+0000), or every readable line if Polars cannot read the lines it called good.
-        by_json = readable & pl.col("escape")
+        by_json = pl.col("utf8") & pl.col("escape")  # Polars cannot judge these lines
         good = present.filter(readable & ~pl.col("escape"))
         if good.height:
             body = good["line"].str.join("\n").item().encode()
@@ -473,7 +476,7 @@ class _Reader:
             if read is not None and read.height == good.height:
                 frames.append(read.with_columns(good[RECORD_NUMBER]))
             else:
-                by_json = readable
+                by_json = pl.col("utf8") & (pl.col("escape") | readable)
         del good
         # Every other line is a reject, its kind told by Polars' verdict: counted at once, and
         # only the first ones described (json.loads gives the message).
@@ -796,7 +799,9 @@ def _type_rows(raw: pl.DataFrame, spec: SourceTable, limits: ParseLimits) -> _Ty
                 typed = typed.with_columns(result)
             if not read.all():
                 unread = values.filter(~read)
-                kinds = _apply(readers[column].kind, unread)
+                kinds = unread.to_frame("v").with_columns(
+                    readers[column].kind(pl.col("v")).alias("k")
+                )["k"]
                 problems(column, failed.filter(~read), kinds, _quoted_reason)
         implausible = _implausible(result, dtype, limits)
         if implausible is not None:
