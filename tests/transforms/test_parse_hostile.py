@@ -79,7 +79,7 @@ def assert_star_schema_ranges(parsed: ParsedFile, table: str, limits: ParseLimit
     numbers = rows["record_number"]
     assert numbers.n_unique() == rows.height
     if rows.height:
-        assert 1 <= numbers.min() and numbers.max() <= parsed.records_read  # type: ignore[operator]
+        assert numbers.min() >= 1 and numbers.max() <= parsed.records_read  # type: ignore[operator]
     assert rows.height + parsed.records_rejected == parsed.records_read
     # rejects: schema, cap, order, clipped raw values, exact counts cover the detail
     assert dict(parsed.rejects.schema) == REJECTS
@@ -352,4 +352,4 @@ def test_json_lines_rejects_are_counted_by_kind() -> None:
 
 
 def test_default_limits_are_the_documented_ones() -> None:
-    assert DEFAULT_LIMITS == ParseLimits(date(1900, 1, 1), date(2199, 12, 31), 1_000, 1_000)
+    assert ParseLimits(date(1900, 1, 1), date(2199, 12, 31), 1_000, 1_000) == DEFAULT_LIMITS
