@@ -34,7 +34,7 @@ LEDGER: dict[str, pl.DataType] = {
 
 RUNS: dict[str, pl.DataType] = {
     "run_id": pl.String(),
-    "status": pl.String(),  # pending | running | succeeded | failed
+    "status": pl.String(),  # pending | running | succeeded | failed | interrupted (Ctrl-C)
     "trigger": pl.String(),
     "started_at": TIMESTAMP,
     "finished_at": TIMESTAMP,

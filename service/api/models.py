@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-RunStatus = Literal["pending", "running", "succeeded", "failed"]
+RunStatus = Literal["pending", "running", "succeeded", "failed", "interrupted"]
 FileStatus = Literal["pending", "applied", "rejected", "skipped"]
 
 
