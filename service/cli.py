@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -160,6 +161,13 @@ def run(
         _fail(str(exc))
         return
     run_id = new_run_id()
+
+    def interrupt_once(signum: int, frame: Any) -> None:
+        # Later Ctrl-Cs are ignored, so the run can record itself as interrupted.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt_once)
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),

@@ -285,6 +285,8 @@ class Pipeline:
             summary.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            if summary.status == "running":  # a second Ctrl-C cut the except clause short
+                summary.status, summary.error = "interrupted", "KeyboardInterrupt"
             summary.finished_at = utcnow()
             try:
                 self.ledger.record_run(summary.record())
