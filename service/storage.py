@@ -203,8 +203,11 @@ class S3Storage:
         return body
 
     def check_root(self, role: str, must_exist_with_content: bool = False) -> None:
-        """Raise StorageError (one line) unless the bucket answers a listing of the prefix
-        (and, with `must_exist_with_content`, holds something under it)."""
+        """With `must_exist_with_content`: raise StorageError (one line) unless something is
+        stored under the prefix. Otherwise nothing to check here: a missing bucket already
+        fails the listing itself (and a run spends no extra request)."""
+        if not must_exist_with_content:
+            return
         try:
             page = self.client.list_objects_v2(
                 Bucket=self.bucket, Prefix=self.prefix + "/" if self.prefix else "", MaxKeys=1
