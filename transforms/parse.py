@@ -17,11 +17,24 @@ forms, epoch milliseconds, "42.0", surrounding spaces). The parser run on a whol
 chosen from its first value, so a file written entirely in another form stays fast.
 
 If Polars cannot read the file, a per-record path takes over: bad JSON Lines lines become
-rejects (field "<json>") while the other lines still parse (the file is split in parts,
-recursively, so that only the neighbourhood of a bad line is parsed line by line); an array
-element that is not an object is a "<json>" reject too. A document that holds no records at all
-(not JSON, a scalar, an object that is neither wrapped nor a record, an array without objects,
+rejects (field "<json>") while the other lines still parse. Every line is classified in one
+vectorised pass (Polars' JSON parser says which lines are JSON objects, a Python pass which are
+not UTF-8), the good lines are read by Polars in one go, and json.loads only describes the first
+bad lines, so a file with many bad lines costs a few reads, not a parse per line. Invalid UTF-8
+in one line rejects that record only (in an array, the whole file). An array element that is not
+an object is a "<json>" reject too. A document that holds no records at all (not JSON, nested
+too deep, a scalar, an object that is neither wrapped nor a record, an array without objects,
 JSON Lines of which no line is an object) becomes a single reject: record 0, field "<file>".
+Text holding a JSON surrogate escape goes through json (Polars would read a lone `\ud800` as
+U+0000): a string with a lone surrogate rejects its record ("lone surrogate").
+
+Plausibility (ParseLimits, passed in by the caller): a date or timestamp outside the window
+(default 1900-01-01..2199-12-31) is "implausible date"; a string longer than the cap (default
+1,000 characters) is rejected; raw_value keeps at most 1,000 characters.
+
+Bounded cost: every problem is counted exactly per field and kind (ParsedFile.reject_counts),
+but only the first `max_reject_details` (default 1,000) are kept as reject rows, so a file of a
+million empty records costs counts, not twelve million rows.
 
 Values:
 - timestamps: ISO 8601 with "T" or a space, fraction optional (up to 9 digits, truncated to
