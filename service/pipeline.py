@@ -33,6 +33,7 @@ from service.settings import Settings
 from service.storage import (
     ObjectInfo,
     Storage,
+    StorageError,
     UnreadableObject,
     check_root,
     check_roots_apart,
@@ -398,11 +399,12 @@ class Pipeline:
         key = item.key.key
         try:
             data = self.ingestion.read(item.info.key)
+            return parse_file(data, item.key.table, key, self.limits)
         except UnreadableObject as exc:
             log.warning("file %s rejected: unreadable: %s", key, exc, extra={"file_key": key})
             return rejected_file(item.key.table, key, f"unreadable: {exc}")
-        try:
-            return parse_file(data, item.key.table, key, self.limits)
+        except StorageError:
+            raise  # the store, not the file: the run fails, the file stays pending
         except Exception as exc:
             reason = _internal_error(exc)
             # ERROR: a parser bug, not bad data; the alarm on error logs fires.
