@@ -458,16 +458,15 @@ class _Reader:
         if bad_utf8:
             utf8 = utf8.scatter(list(bad_utf8), False)
         text = pl.Series("line", lines, dtype=pl.Binary()).cast(pl.String())
-        del lines
+        column = pl.col("line")
         frame = pl.DataFrame([text, utf8]).with_columns(
-            pl.col("line").str.strip_chars(" \t\r\n").alias("stripped")
+            column.str.contains(r"[^ \t\r\n]").alias("present"),
+            column.str.json_path_match("$").is_not_null().alias("json"),
+            column.str.contains(r"^[ \t\r\n]*\{").alias("object"),
+            column.str.contains(_SURROGATE_ESCAPE_TEXT).alias("escape"),
         )
+        del text
         frame = frame.with_columns(
-            (pl.col("stripped").str.len_bytes() > 0).alias("present"),
-            pl.col("line").str.json_path_match("$").is_not_null().alias("json"),
-            pl.col("stripped").str.starts_with("{").alias("object"),
-            pl.col("line").str.contains(_SURROGATE_ESCAPE_TEXT).alias("escape"),
-        ).with_columns(
             pl.col("present").cum_sum().cast(pl.Int64()).alias(RECORD_NUMBER),
             pl.int_range(1, pl.len() + 1, dtype=pl.Int64()).alias("line_number"),
         )
@@ -481,7 +480,8 @@ class _Reader:
         by_json = pl.col("utf8") & pl.col("escape")  # Polars cannot judge these lines
         good = present.filter(readable & ~pl.col("escape"))
         if good.height:
-            body = good["line"].str.join("\n").item().encode()
+            # the original bytes, joined (cheaper than joining the text and encoding it)
+            body = b"\n".join([lines[i - 1] for i in good["line_number"].to_list()])
             try:
                 read = pl.read_ndjson(body, schema=self.schema)
             except _READ_ERRORS:
@@ -490,7 +490,7 @@ class _Reader:
                 frames.append(read.with_columns(good[RECORD_NUMBER]))
             else:
                 by_json = pl.col("utf8") & (pl.col("escape") | readable)
-        del good
+        del good, lines
         # Every other line is a reject, its kind told by Polars' verdict: counted at once, and
         # only the first ones described (json.loads gives the message).
         kind = (
