@@ -269,3 +269,21 @@ def test_local_storage_reports_links_and_special_files(tmp_path: Path) -> None:
         storage.read("linked-folder/a.json")
     with pytest.raises(UnreadableObject, match="cannot be read"):
         storage.read("updated/gone.json")
+
+
+def test_plausibility_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    monkeypatch.setenv("TOTESYS_MIN_DATE", "2000-01-01")
+    monkeypatch.setenv("TOTESYS_MAX_STRING_CHARS", "50")
+    limits = Settings().parse_limits()
+    assert (limits.min_date, limits.max_date, limits.max_string_chars) == (
+        date(2000, 1, 1),
+        date(2199, 12, 31),
+        50,
+    )
+    monkeypatch.setenv("TOTESYS_MAX_DATE", "1999-12-31")
+    with pytest.raises(ValidationError, match="before min_date"):
+        Settings()
