@@ -15,6 +15,9 @@ Runs that found the lease busy leave wake markers; before it lets go, the holder
 if one arrived after its plan, takes the lease again and re-plans, so no file waits for the
 schedule. A run whose lease was taken over (it was paused past it) stops at its next commit with
 LeaseLost and writes nothing more.
+
+Bad input never stops a run: a file that cannot be read, or whose parsing fails unexpectedly, is
+rejected with the reason and the run goes on; a key that cannot be planned is rejected too.
 """
 
 from __future__ import annotations
@@ -37,7 +40,15 @@ from service.lake import Lake
 from service.lease import MARKER_PREFIX, Lease, LeaseBusy, LeaseLost, LeaseView, leave_marker
 from service.ledger import FileOutcome, Ledger, RunRecord, read_marker, utcnow
 from service.settings import Settings
-from service.storage import ObjectInfo, Storage, open_storage
+from service.storage import (
+    ObjectInfo,
+    Storage,
+    StorageError,
+    UnreadableObject,
+    check_root,
+    check_roots_apart,
+    open_storage,
+)
 from transforms import dim_date, dimensions
 from transforms import fact_sales_order as fact
 from transforms.ingestion_key import (
@@ -46,7 +57,7 @@ from transforms.ingestion_key import (
     ingestion_order,
     parse_ingestion_key,
 )
-from transforms.parse import ParsedFile, parse_file
+from transforms.parse import ParsedFile, parse_file, rejected_file
 from transforms.schemas import (
     FACT_SCHEMA_COLUMNS,
     IGNORED_SOURCE_TABLES,
@@ -59,6 +70,7 @@ log = logging.getLogger("totesys.pipeline")
 INGESTION_PREFIXES = ("baseline/", "updated/")
 Progress = Callable[[str, int, int], None]  # (message, done, total)
 LeaseWait = Callable[[LeaseView], None]  # called while waiting for another run's lease
+_COUNTS_IN_REASON = 10  # (field, reason) counts named in a ledger reason
 
 # Which dimensions are rebuilt when rows of a source table arrive.
 DIMENSIONS_FROM_SOURCE: dict[str, tuple[str, ...]] = {
@@ -81,6 +93,8 @@ class RunSummary:
     files: list[FileOutcome] = field(default_factory=list)
     rows_written: dict[str, int] = field(default_factory=dict)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    # every problem of a file, counted: key -> [{field, reason, count}] (rejects holds detail)
+    reject_counts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -136,6 +150,7 @@ class RunSummary:
                     "outcome": f.outcome,
                     "reason": f.reason,
                     "problems": [r for r in self.rejects if r["source_file"] == f.source_file],
+                    "counts": self.reject_counts.get(f.source_file, []),
                 }
                 for f in problem_files
             ],
@@ -159,6 +174,8 @@ class Pipeline:
         self.ingestion = ingestion
         self.processed = processed
         self.settings = settings
+        check_roots_apart(ingestion, processed)
+        self.limits = settings.parse_limits()
         self.lake = Lake(processed)
         self.ledger = Ledger(self.lake)
         self.catalog = Catalog()
@@ -171,6 +188,7 @@ class Pipeline:
 
     # -- plan ---------------------------------------------------------------------------------
     def list_ingestion(self) -> list[ObjectInfo]:
+        check_root(self.ingestion, "ingestion")  # missing or unreadable: an error, not "no files"
         return [obj for prefix in INGESTION_PREFIXES for obj in self.ingestion.list(prefix)]
 
     def plan(
@@ -191,11 +209,16 @@ class Pipeline:
         decided: list[FileOutcome] = []
         for obj in objects:
             try:
-                key = parse_ingestion_key(obj.key)
+                key = parse_ingestion_key(obj.key, self.limits)
             except InvalidIngestionKey as exc:
                 decided.append(
                     FileOutcome(obj.key, "rejected", reason=str(exc), size_bytes=obj.size)
                 )
+                continue
+            except Exception as exc:  # no key may stop planning, whatever it holds
+                reason = _internal_error(exc)
+                log.error("file %s rejected: %s", obj.key, reason, exc_info=True)
+                decided.append(FileOutcome(obj.key, "rejected", reason=reason, size_bytes=obj.size))
                 continue
             if key.table in SOURCE_TABLES:
                 planned.append(PlannedFile(obj, key))
@@ -442,6 +465,8 @@ class Pipeline:
             summary.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            if summary.status == "running":  # a second Ctrl-C cut the except clause short
+                summary.status, summary.error = "interrupted", "KeyboardInterrupt"
             summary.finished_at = utcnow()
             self._close_record(lease, summary)
 
@@ -491,7 +516,7 @@ class Pipeline:
             if progress:
                 progress(f"parsing {item.key.key}", done + offset, total)
             seq = done + offset
-            result = parse_file(self.ingestion.read(item.info.key), item.key.table, item.key.key)
+            result = self._read_and_parse(item)
             parsed.append((seq, item, result))
             outcomes.append(_outcome(item, result))
         if progress:
@@ -560,6 +585,9 @@ class Pipeline:
             keys = ", ".join(_sql_str(item.key.key) for _, item, _ in parsed)
             self.lake.replace_where("rejects", rejects, f"source_file IN ({keys})", run_id)
         summary.rejects.extend(rejects.head(1000).to_dicts())
+        for _, item, result in parsed:
+            if result.reject_counts is not None and result.reject_counts.height:
+                summary.reject_counts[item.key.key] = result.reject_counts.to_dicts()
 
         # 7. ledger: the batch's files stop being pending only now; then the derived state
         self.lake.before_commit("_state")
@@ -577,6 +605,27 @@ class Pipeline:
                     o.reason,
                     extra={"file_key": o.source_file, "outcome": o.outcome},
                 )
+
+    def _read_and_parse(self, item: PlannedFile) -> ParsedFile:
+        """One file, isolated: whatever goes wrong with it rejects it, never the run.
+
+        A storage error that is not about this object (the store unreachable after retries)
+        still fails the run: the file is fine and stays pending for the next one.
+        """
+        key = item.key.key
+        try:
+            data = self.ingestion.read(item.info.key)
+            return parse_file(data, item.key.table, key, self.limits)
+        except UnreadableObject as exc:
+            log.warning("file %s rejected: unreadable: %s", key, exc, extra={"file_key": key})
+            return rejected_file(item.key.table, key, f"unreadable: {exc}")
+        except StorageError:
+            raise  # the store, not the file: the run fails, the file stays pending
+        except Exception as exc:
+            reason = _internal_error(exc)
+            # ERROR: a parser bug, not bad data; the alarm on error logs fires.
+            log.error("file %s rejected: %s", key, reason, exc_info=True, extra={"file_key": key})
+            return rejected_file(item.key.table, key, reason)
 
     def _files_with_rejects(self, keys: list[str]) -> bool:
         files = self.ledger.files.frame
@@ -772,10 +821,10 @@ class Pipeline:
         new = fact.new_versions(versions, stored.select(fact.VERSION_KEY))
 
         for seq, item, result in sorted(baselines, key=lambda b: b[0]):
-            if result.rejects.height:
+            if result.problems:
                 summary.warnings.append(
-                    f"deletion detection skipped for {item.key.key}: {result.rejects.height} "
-                    "rejected rows could hide orders that are still live"
+                    f"deletion detection skipped for {item.key.key}: {result.problems} "
+                    "problems in rejected rows could hide orders that are still live"
                 )
                 continue
             tombstones = self._deletions(new, index, result, item, seq)
@@ -874,11 +923,14 @@ def _list_markers(storage: Storage) -> list[ObjectInfo]:
     return list(storage.list(MARKER_PREFIX))
 
 
+def _internal_error(exc: BaseException) -> str:
+    return f"internal error: {type(exc).__name__}: {exc}"[:2000]
+
+
 def _outcome(item: PlannedFile, result: ParsedFile) -> FileOutcome:
-    whole_file = result.rejects.filter(pl.col("record_number") == 0)
-    bad_rows = result.rejects.filter(pl.col("record_number") > 0)["record_number"].n_unique()
-    if whole_file.height:
-        outcome, reason = "rejected", str(whole_file["reason"][0])
+    bad_rows = result.records_rejected
+    if result.file_rejected:
+        outcome, reason = "rejected", str(result.rejects["reason"][0])
     else:
         outcome = "applied"
         reason = None
@@ -888,6 +940,16 @@ def _outcome(item: PlannedFile, result: ParsedFile) -> FileOutcome:
                 f"{bad_rows} of {result.records_read} records rejected; first: record "
                 f"{first['record_number']} field {first['field']!r}: {first['reason']}"
             )
+            if result.reject_counts is not None:
+                # exact counts, however many problems were kept in detail
+                counted = [
+                    f"{c['field']}: {c['reason']} ×{c['count']}"
+                    for c in result.reject_counts.head(_COUNTS_IN_REASON).iter_rows(named=True)
+                ]
+                more = result.reject_counts.height - _COUNTS_IN_REASON
+                reason += (
+                    "; problems: " + ", ".join(counted) + (f", … {more} more" if more > 0 else "")
+                )
     return FileOutcome(
         source_file=item.key.key,
         outcome=outcome,
