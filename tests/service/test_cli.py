@@ -184,7 +184,7 @@ def test_ctrl_c_is_one_line_and_the_run_is_recorded_interrupted(tmp_path: Path) 
         stderr=subprocess.PIPE,
         text=True,
     )
-    runs = processed / "_state" / "runs" / "_delta_log"
+    runs = processed / "_state" / "runs" / "index.json"
     deadline = time.monotonic() + 120
     while not runs.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # the run has recorded itself: it is past start-up
