@@ -194,7 +194,8 @@ _STAMPS = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None)
+# derandomized: CI runs the same examples every time (no flaky counterexample hunt)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(
     folder=st.sampled_from(["baseline", "updated", "other", ""]),
     table=st.sampled_from(["staff", "sales_order", "x", "Bad-Name"]),

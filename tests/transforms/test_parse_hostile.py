@@ -27,7 +27,14 @@ SOURCE = "updated/sales_order-2024-11-14T10:20:30.json"
 TABLES = sorted(SOURCE_TABLES)
 # Small limits make the caps reachable with small examples.
 SMALL = ParseLimits(max_string_chars=40, max_reject_details=5)
-PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomized: CI runs the same examples every time (no flaky counterexample hunt in CI)
+PROPERTY = settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 _SURROGATE = __import__("re").compile("[\ud800-\udfff]")
 
