@@ -35,6 +35,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOTESYS_", "AWS_LAMBDA"))}
     env["PYTHONPATH"] = str(ROOT)
     ingestion = tmp_path / "ingestion"
+    ingestion.mkdir()  # a missing ingestion root is an error (503), not "nothing to do"
     process = subprocess.Popen(
         [
             sys.executable,
