@@ -40,6 +40,7 @@ class Storage(Protocol):
     def list_with_time(self, prefix: str) -> tuple[builtins.list[ObjectInfo], datetime]: ...
     def read(self, key: str) -> bytes: ...
     def read_if_exists(self, key: str) -> bytes | None: ...
+    def read_range(self, key: str, start: int, end: int) -> bytes: ...
     def delete_many(self, keys: builtins.list[str]) -> None: ...
     def write(self, key: str, data: bytes) -> None: ...
     def put_if_absent(self, key: str, data: bytes) -> bool: ...
@@ -88,6 +89,12 @@ class LocalStorage:
 
     def read(self, key: str) -> bytes:
         return self._path(key).read_bytes()
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of the object (fewer at its end)."""
+        with self._path(key).open("rb") as f:
+            f.seek(start)
+            return f.read(max(0, end - start))
 
     def read_if_exists(self, key: str) -> bytes | None:
         try:
@@ -234,6 +241,19 @@ class S3Storage:
         except Exception as exc:
             where = f"s3://{self.bucket}/{self._key(key)}"
             raise StorageError(f"reading {where} failed: {exc}") from exc
+        return body
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of the object (fewer at its end): one ranged GET."""
+        if end <= start:
+            return b""
+        try:
+            body: bytes = self.client.get_object(
+                Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{end - 1}"
+            )["Body"].read()
+        except Exception as exc:
+            where = f"s3://{self.bucket}/{self._key(key)}"
+            raise StorageError(f"reading {where} bytes {start}-{end - 1} failed: {exc}") from exc
         return body
 
     def write(self, key: str, data: bytes) -> None:
