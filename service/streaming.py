@@ -61,23 +61,17 @@ def is_streamed(table: str, size: int, chunk_bytes: int) -> bool:
 
 
 def read_pieces(storage: Storage, key: str, size: int, chunk_bytes: int) -> Iterator[chunks.Piece]:
-    """The file's records in pieces of about `chunk_bytes`, read `chunk_bytes` at a time."""
+    """The file's records in pieces of about `chunk_bytes`, one ranged read each."""
     head = storage.read_range(key, 0, min(size, HEAD_BYTES))
     tail = storage.read_range(key, max(0, size - TAIL_BYTES), size)
     layout = chunks.layout(head, tail, size)
     if layout is None:
         raise NotStreamable("neither JSON Lines nor an array of records")
+    return chunks.pieces(_reader(storage, key), layout, chunk_bytes)
 
-    def blocks() -> Iterator[bytes]:
-        at = layout.start
-        while at < layout.end:
-            block = storage.read_range(key, at, min(at + chunk_bytes, layout.end))
-            if not block:
-                return
-            at += len(block)
-            yield block
 
-    return chunks.pieces(blocks(), layout.kind, chunk_bytes)
+def _reader(storage: Storage, key: str) -> chunks.Read:
+    return lambda start, end: storage.read_range(key, start, end)
 
 
 class _SeenOrders:
@@ -227,7 +221,8 @@ def apply_streamed(
         pieces = read_pieces(
             pipeline.ingestion, item.info.key, item.info.size, settings.chunk_bytes
         )
-        parsed = _parsed_pieces(pieces, key, settings.chunk_bytes)
+        read = _reader(pipeline.ingestion, item.info.key)
+        parsed = _parsed_pieces(pieces, read, key, settings.chunk_bytes)
         for number, (piece, result) in enumerate(parsed):
             if progress:
                 progress(f"applying {key} in pieces: {records:,} records so far")
@@ -334,13 +329,13 @@ def _in_file(rejects: pl.DataFrame, records_before: int, lines_before: int) -> p
 
 
 def _parsed_pieces(
-    pieces: Iterator[chunks.Piece], key: str, chunk_bytes: int
+    pieces: Iterator[chunks.Piece], read: chunks.Read, key: str, chunk_bytes: int
 ) -> Iterator[tuple[chunks.Piece, ParsedFile]]:
     """Each piece parsed on its own; a piece that does not read as records (a cut inside a
     string, say) is joined with the next one and parsed again."""
     pending: chunks.Piece | None = None
     for each in pieces:
-        piece = pending.joined(each) if pending is not None else each
+        piece = chunks.joined(read, pending, each) if pending is not None else each
         pending = None
         result = parse_file(piece.data, "sales_order", key)
         if (result.rejects["record_number"] == 0).any():

@@ -12,7 +12,7 @@ of any size is applied in memory set by the piece size, not the file:
 A separator can also occur inside a string value. A cut there leaves a piece that ends inside an
 unterminated string (a `"` inside a string is always escaped), so the piece is not valid JSON and
 its parse yields a whole-file (`<file>`) reject: the caller then joins it with the next piece and
-parses again (`Piece.joined`), and applies the file the whole-file way if the last piece still
+parses again (`joined`), and applies the file the whole-file way if the last piece still
 does not read. The same holds for any piece the parser reads as something other than records.
 
 Record numbers: the records of a piece are numbered from 1 by `parse_file` (after
@@ -24,7 +24,7 @@ it, and for JSON Lines the physical lines before the piece to the line numbers r
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,29 +52,33 @@ class Layout:
 
 @dataclass(frozen=True)
 class Piece:
-    """Consecutive bytes of the file's records: the pieces joined are the records' bytes."""
+    """Bytes [start, end) of the file, whole records."""
 
     body: bytes
     kind: Kind
+    start: int
+    end: int
     lines_before: int  # physical lines of the file before this piece (JSON Lines)
 
     @property
-    def data(self) -> bytes:
-        """What to hand to parse_file: array elements as an array; JSON Lines after a first
-        line `{}` (LEADING_RECORDS), so the parser reads them as JSON Lines whatever the piece's
-        first line holds, as it reads the whole file (a piece may start with a bad line)."""
+    def leading_records(self) -> int:
+        """Records `data` holds before the piece's own (their rows and rejects are dropped): a
+        JSON Lines piece whose first line is not an object gets a first line `{}`, so the parser
+        reads it as JSON Lines as it reads the whole file, not as some other shape."""
         if self.kind == "array":
-            return b"[" + self.body.rstrip(b", \t\r\n") + b"]"
-        return _LEADING_LINE + self.body
+            return 0
+        first = _NOT_WS.search(self.body)
+        return 0 if first is None or self.body[first.start()] == ord("{") else 1
 
     @property
-    def leading_records(self) -> int:
-        """Records `data` holds before the piece's own (their rows and rejects are dropped)."""
-        return 0 if self.kind == "array" else 1
+    def data(self) -> bytes:
+        """What to hand to parse_file: array elements as an array, JSON Lines as they are."""
+        if self.kind == "array":
+            return b"[" + self.body + b"]"
+        return _LEADING_LINE + self.body if self.leading_records else self.body
 
-    def joined(self, following: Piece) -> Piece:
-        """This piece and the next as one (when a cut fell inside a record)."""
-        return Piece(self.body + following.body, self.kind, self.lines_before)
+
+Read = Callable[[int, int], bytes]  # (start, end) -> the file's bytes [start, end)
 
 
 def layout(head: bytes, tail: bytes, size: int) -> Layout | None:
@@ -102,44 +106,51 @@ def layout(head: bytes, tail: bytes, size: int) -> Layout | None:
     return Layout("lines", offset, size)
 
 
-def pieces(blocks: Iterable[bytes], kind: Kind, chunk_bytes: int) -> Iterator[Piece]:
-    """Cut the record bytes (the `Layout` range, delivered in blocks of any size) into pieces of
-    about `chunk_bytes` (more when a single record is larger)."""
-    buffer = b""
-    lines_before = 0
-    for block in blocks:
-        buffer = buffer + block if buffer else block
-        while len(buffer) >= chunk_bytes:
-            cut = _cut(buffer, kind, chunk_bytes)
-            if cut is None:
-                break  # one record longer than the rest of the buffer: read on
-            piece, rest = cut
-            yield Piece(piece, kind, lines_before)
-            lines_before += piece.count(b"\n")
-            buffer = rest
-    if _NOT_WS.search(buffer):
-        yield Piece(buffer, kind, lines_before)
+def pieces(read: Read, layout: Layout, chunk_bytes: int) -> Iterator[Piece]:
+    """The records of the file in pieces of about `chunk_bytes` (more when a single record is
+    larger), each read with one call of `read`."""
+    at, lines_before, size = layout.start, 0, chunk_bytes
+    while at < layout.end:
+        end = min(at + size, layout.end)
+        block = read(at, end)
+        if not block:
+            return
+        if at + len(block) < layout.end:
+            cut = _boundary(block, layout.kind)
+            if cut is None:  # one record longer than the block: read more
+                size *= 2
+                continue
+            body, next_at = block[: cut[0]], at + cut[1]
+        else:
+            body, next_at = block, layout.end
+        if _NOT_WS.search(body):
+            yield Piece(body, layout.kind, at, at + len(body), lines_before)
+        if layout.kind == "lines":
+            lines_before += body.count(b"\n")
+        at, size = next_at, chunk_bytes
 
 
-def _cut(buffer: bytes, kind: Kind, chunk_bytes: int) -> tuple[bytes, bytes] | None:
-    """(piece, rest): the piece ends at the last record boundary before `chunk_bytes` (or the
-    first after it)."""
+def joined(read: Read, first: Piece, following: Piece) -> Piece:
+    """Two consecutive pieces as one (when a cut fell inside a record)."""
+    return Piece(
+        read(first.start, following.end), first.kind, first.start, following.end, first.lines_before
+    )
+
+
+def _boundary(block: bytes, kind: Kind) -> tuple[int, int] | None:
+    """(end of the piece, start of the next) at the last record boundary in `block`."""
     if kind == "lines":
-        at = buffer.rfind(b"\n", 0, chunk_bytes)
-        if at == -1:
-            at = buffer.find(b"\n", chunk_bytes)
+        at = block.rfind(b"\n")
+        return None if at == -1 else (at + 1, at + 1)
+    at = len(block)
+    while True:
+        at = block.rfind(b"}", 0, at)
         if at == -1:
             return None
-        return buffer[: at + 1], buffer[at + 1 :]
-    found = None
-    for match in _RECORD_SEPARATOR.finditer(buffer, max(0, chunk_bytes // 2), chunk_bytes):
-        found = match  # the last one before the size
-    if found is None:
-        found = _RECORD_SEPARATOR.search(buffer, chunk_bytes)
-        if found is None:
-            return None
-    # the piece keeps the separator up to the `{` the rest starts with
-    return buffer[: found.end() - 1], buffer[found.end() - 1 :]
+        separator = _RECORD_SEPARATOR.match(block, at)
+        if separator is not None and separator.end() <= len(block):
+            # the piece ends with the `}`, the next starts at the `{`
+            return at + 1, separator.end() - 1
 
 
 def shift_line_number(reason: str, lines_before: int) -> str:
