@@ -183,6 +183,8 @@ def main() -> None:
     task, raw = sys.argv[1], sys.argv[2]
     result = TASKS[task](json.loads(raw))
     result["peak_rss_mb"] = _peak_rss_mb()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime  # the shared machine's load aside
     result["process_s"] = time.perf_counter() - T_START
     sys.stdout.write(json.dumps(result) + "\n")
 

@@ -183,9 +183,7 @@ def apply_streamed(
     run_id = summary.run_id
     pipeline._fact_index(pl.Series("sales_order_id", [], dtype=pl.Int32()))  # fresh or rebuilt
     catalog = pipeline.catalog
-    state = catalog.tables.get(FACT)
-    if state is not None and not lake.exists(FACT):
-        state = None
+    state = catalog.tables.get(FACT)  # current now (the index check above made sure)
     if catalog.next_record_id is None:
         top = lake.column_max(FACT, "sales_record_id")
         catalog.next_record_id = int(top or 0) + 1
