@@ -147,7 +147,8 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         f"Generated {results['finished']} by `python -m bench.streaming --orders "
         f"{','.join(str(o) for o in results['sizes'])}` in {results['elapsed_s']:.0f} s; "
         f"medians of {results['repeats']} run(s) (one above 1M orders), each a fresh "
-        "interpreter (wall includes interpreter start). Piece size {results['chunk_mb']:.0f} MB (TOTESYS_CHUNK_BYTES).",
+        "interpreter (wall includes interpreter start). "
+        f"Piece size {results['chunk_mb']:.0f} MB (TOTESYS_CHUNK_BYTES).",
         "",
         f"Machine: {m['cpu']} ({m['cores']} cores, shared), RAM {m['ram_gb']} GiB; "
         f"load average at start {m['load_average_at_start']}.",
