@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO := data/demo
 
-.PHONY: venv demo test lint typecheck pytest openapi athena bench bench-huge checkov lock clean
+.PHONY: venv demo test lint typecheck pytest openapi athena bench checkov lock clean
 
 venv: $(STAMP)
 
@@ -54,6 +54,7 @@ bench: $(STAMP)
 
 # One sales_order baseline of 1M and of 10M orders in ONE file, JSON Lines and wrapped array
 # (~3.3 GB of disk per shape while it runs, several minutes).
+.PHONY: bench-huge
 bench-huge: $(STAMP)
 	$(PY) -m bench.streaming --orders 1000000,10000000
 
