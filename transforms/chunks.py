@@ -36,6 +36,7 @@ _WS = frozenset(b" \t\r\n")
 _LINE_IN_REASON = re.compile(r"\bline (\d+)")
 
 _LEADING_LINE = b"{}\n"
+PROBE_BYTES = 64 * 1024
 
 Kind = Literal["lines", "array"]
 
@@ -108,21 +109,27 @@ def layout(head: bytes, tail: bytes, size: int) -> Layout | None:
 
 def pieces(read: Read, layout: Layout, chunk_bytes: int) -> Iterator[Piece]:
     """The records of the file in pieces of about `chunk_bytes` (more when a single record is
-    larger), each read with one call of `read`."""
+    larger). The boundary is looked for in the last PROBE_BYTES before the size first, so a
+    piece is then read exactly, with no copy of it cut from a larger block."""
     at, lines_before, size = layout.start, 0, chunk_bytes
     while at < layout.end:
         end = min(at + size, layout.end)
-        block = read(at, end)
-        if not block:
-            return
-        if at + len(block) < layout.end:
-            cut = _boundary(block, layout.kind)
-            if cut is None:  # one record longer than the block: read more
-                size *= 2
-                continue
-            body, next_at = block[: cut[0]], at + cut[1]
+        if end == layout.end:
+            body, next_at = read(at, end), end
         else:
-            body, next_at = block, layout.end
+            probe_at = max(at, end - PROBE_BYTES)
+            cut = _boundary(read(probe_at, end), layout.kind)
+            if cut is not None:
+                body, next_at = read(at, probe_at + cut[0]), probe_at + cut[1]
+            else:  # a record longer than the probe: look in the whole block
+                block = read(at, end)
+                cut = _boundary(block, layout.kind)
+                if cut is None:  # one record longer than the block: read more
+                    size *= 2
+                    continue
+                body, next_at = block[: cut[0]], at + cut[1]
+        if not body:
+            return
         if _NOT_WS.search(body):
             yield Piece(body, layout.kind, at, at + len(body), lines_before)
         if layout.kind == "lines":
