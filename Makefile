@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO := data/demo
 
-.PHONY: venv demo test lint typecheck pytest openapi athena bench checkov lock clean
+.PHONY: venv demo test lint typecheck pytest browser openapi athena bench checkov lock clean
 
 venv: $(STAMP)
 
@@ -27,8 +27,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+# The console's browser tests drive Debian's Chromium through chromium-driver (no browser download).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+		else \
+			echo "error: the browser tests need Chromium: sudo apt-get install -y chromium chromium-driver"; exit 1; \
+		fi; \
+	fi
 
 test: lint typecheck pytest
 

@@ -9,6 +9,10 @@ interpreter (`bench.worker`); each figure is the median of several runs in this 
 3. incremental: one update file of 1,000 changed orders applied to a 100k- and a 1M-row fact
 4. many small runs: consecutive runs of one small update file each, then `maintain`
 5. cold start: importing the Lambda handler module in a fresh interpreter
+6. control plane under load: 200 concurrent GET /tables on a real `totesys serve`
+   (`bench.api_load`, its own report: api_load.md)
+7. bad input: JSON Lines with every other line broken against a clean file of the same size
+   (parse time ratio), and peak RSS on a file of one million empty records
 """
 
 from __future__ import annotations
@@ -47,7 +51,11 @@ TARGETS = {
     "incremental_ratio": 1.5,
     "handler_import_s": 1.5,
     "read_after_maintenance_over_1_run": 1.2,
+    "bad_lines_over_clean": 3.0,  # "at most a few times a clean file"
+    "empty_records_rss_mb": 500,
 }
+BAD_INPUT_LINES = 200_000  # records of the clean / broken JSON Lines files
+EMPTY_RECORDS = 1_000_000
 
 
 def say(message: str) -> None:
@@ -287,6 +295,70 @@ def bench_cold_start() -> dict[str, Any]:
     return out
 
 
+def bench_bad_input(work: Path, repeats: int) -> dict[str, Any]:
+    """What bad input costs: a JSON Lines file with every other line broken against the same
+    file clean, and a 3 MB file of one million `{}` records (parse_file alone, and a whole
+    pipeline run over it), each in a fresh interpreter."""
+    folder = work / "bad-input"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        json.dumps(
+            {
+                "sales_order_id": i,
+                "created_at": "2024-01-01T00:00:00.000000",
+                "last_updated": "2024-01-01T00:00:00.000000",
+                "design_id": 1,
+                "staff_id": 1,
+                "counterparty_id": 1,
+                "units_sold": 5,
+                "unit_price": "2.50",
+                "currency_id": 1,
+                "agreed_delivery_date": "2024-01-02",
+                "agreed_payment_date": "2024-01-03",
+                "agreed_delivery_location_id": 1,
+            }
+        )
+        for i in range(1, BAD_INPUT_LINES + 1)
+    ]
+    clean = folder / "clean.json"
+    clean.write_text("\n".join(lines) + "\n")
+    broken = folder / "broken.json"  # every other line loses its closing brace
+    broken.write_text(
+        "\n".join(line if i % 2 else line[:-1] for i, line in enumerate(lines)) + "\n"
+    )
+    empty = folder / "empty.json"
+    empty.write_bytes(b"{}\n" * EMPTY_RECORDS)
+    out: dict[str, Any] = {"lines": BAD_INPUT_LINES, "empty_records": EMPTY_RECORDS}
+    for name, path in (("clean", clean), ("broken", broken), ("empty", empty)):
+        say(f"bad input: parse_file on {name} ({path.stat().st_size / 1e6:.1f} MB)")
+        runs = [
+            worker("parse", {"path": str(path), "table": "sales_order"}) for _ in range(repeats)
+        ]
+        out[name] = {
+            "bytes": path.stat().st_size,
+            "parse_s": median(r["run_s"] for r in runs),
+            "peak_rss_mb": median(r["peak_rss_mb"] for r in runs),
+            "rows": runs[0]["rows"],
+            "records_rejected": runs[0]["records_rejected"],
+            "rejects_kept": runs[0]["rejects_kept"],
+            "problems": runs[0]["problems"],
+        }
+    out["bad_lines_over_clean"] = out["broken"]["parse_s"] / out["clean"]["parse_s"]
+    say("bad input: a pipeline run over the file of empty records")
+    ingestion = folder / "ingestion"
+    (ingestion / "updated").mkdir(parents=True, exist_ok=True)
+    shutil.copy(empty, ingestion / "updated" / "sales_order-2024-11-14T10:00:00.json")
+    processed = folder / "processed"
+    shutil.rmtree(processed, ignore_errors=True)
+    run = worker("pipeline", {"ingestion": str(ingestion), "processed": str(processed)})
+    out["empty_pipeline"] = {
+        "run_s": run["run_s"],
+        "peak_rss_mb": run["peak_rss_mb"],
+        "rows_rejected": run["rows_rejected"],
+    }
+    return out
+
+
 # -- report -------------------------------------------------------------------------------------
 
 
@@ -408,6 +480,7 @@ def write_report(results: dict[str, Any], path: Path) -> None:
             for mod in (handler, "service.pipeline", "polars")
         ],
         "",
+        *bad_input_lines(results.get("bad_input")),
         "## Notes",
         "",
         "- The machine is shared (load average above); individual walls are listed so an "
@@ -431,7 +504,49 @@ def write_report(results: dict[str, Any], path: Path) -> None:
     ]
     if handler != "service.handler":
         lines.insert(-3, "service/handler.py was absent: service.pipeline was measured instead.")
+    api = results.get("api_load")
+    if api:
+        lines[-3:-3] = [
+            "## Control plane under load",
+            "",
+            f"{api['bursts']} bursts of {api['concurrency']} concurrent `GET /tables` on a real "
+            f"`totesys serve`: p50 {api['tables']['p50_s'] * 1000:.0f} ms, p99 "
+            f"{api['tables']['p99_s'] * 1000:.0f} ms (target ≤ 1000 ms: "
+            f"{verdict(api['ok'])}); `/health` during the bursts p99 "
+            f"{api['health']['p99_s'] * 1000:.0f} ms. Details: [api_load.md](api_load.md).",
+            "",
+        ]
     path.write_text("\n".join(lines))
+
+
+def bad_input_lines(bad: dict[str, Any] | None) -> list[str]:
+    if not bad:
+        return []
+    ratio = bad["bad_lines_over_clean"]
+    empty, run = bad["empty"], bad["empty_pipeline"]
+    rss = max(empty["peak_rss_mb"], run["peak_rss_mb"])
+    return [
+        "## 6. Bad input",
+        "",
+        "| measurement | value | target | |",
+        "|---|---|---|---|",
+        f"| JSON Lines, every other line broken, over the clean file ({bad['lines']:,} lines, "
+        f"{bad['clean']['bytes'] / 1e6:.0f} MB): parse time | {ratio:.2f}× "
+        f"({bad['broken']['parse_s']:.2f} s / {bad['clean']['parse_s']:.2f} s) "
+        f"| ≤ {TARGETS['bad_lines_over_clean']:.0f}× "
+        f"| {verdict(ratio <= TARGETS['bad_lines_over_clean'])} |",
+        f"| {bad['empty_records']:,} empty records ({empty['bytes'] / 1e6:.0f} MB): parse_file "
+        f"peak RSS / pipeline run peak RSS | {empty['peak_rss_mb']:.0f} MiB / "
+        f"{run['peak_rss_mb']:.0f} MiB | < {TARGETS['empty_records_rss_mb']} MiB "
+        f"| {verdict(rss < TARGETS['empty_records_rss_mb'])} |",
+        "",
+        f"The empty records: {empty['records_rejected']:,} records rejected, "
+        f"{empty['problems']:,} problems counted exactly, {empty['rejects_kept']:,} kept in "
+        f"detail; parse {empty['parse_s']:.2f} s, pipeline run {run['run_s']:.2f} s. The broken "
+        f"file: {bad['broken']['records_rejected']:,} lines rejected, "
+        f"{bad['broken']['rows']:,} records kept.",
+        "",
+    ]
 
 
 def write_chart(results: dict[str, Any], path: Path) -> None:
@@ -489,6 +604,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--report-only", action="store_true", help="re-render report and chart from results.json"
     )
+    parser.add_argument(
+        "--only-bad-input",
+        action="store_true",
+        help="measure section 6 alone and merge it into results.json (report re-rendered)",
+    )
     opts = parser.parse_args(argv)
     if opts.report_only:
         saved = json.loads((opts.out / "results.json").read_text())
@@ -502,6 +622,20 @@ def main(argv: list[str] | None = None) -> None:
     for key in ("orders", "repeats", "small_runs"):
         if getattr(opts, key) is not None:
             scale[key] = getattr(opts, key)
+    if opts.only_bad_input:
+        saved = json.loads((opts.out / "results.json").read_text())
+        saved["incremental"]["sizes"] = {
+            int(k): v for k, v in saved["incremental"]["sizes"].items()
+        }
+        work = Path(tempfile.mkdtemp(prefix="totesys-bench-"))
+        try:
+            saved["bad_input"] = bench_bad_input(work, scale["repeats"])
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        (opts.out / "results.json").write_text(json.dumps(saved, indent=2, default=str))
+        write_report(saved, opts.out / "report.md")
+        say(f"bad input: {json.dumps(saved['bad_input'], default=str)}")
+        return
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="totesys-bench-"))
     say(f"scale {opts.scale}: {scale}; working in {work}")
@@ -518,6 +652,11 @@ def main(argv: list[str] | None = None) -> None:
             work, scale["small_runs"], scale["small_run_orders"], reuse
         )
         results["cold_start"] = bench_cold_start()
+        results["bad_input"] = bench_bad_input(work, scale["repeats"])
+        say("control plane under load (bench.api_load)")
+        from bench import api_load
+
+        results["api_load"] = api_load.main(["--out", str(opts.out)])
     finally:
         if not opts.keep:
             shutil.rmtree(work, ignore_errors=True)

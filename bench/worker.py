@@ -44,7 +44,11 @@ def task_pipeline(args: dict[str, Any]) -> dict[str, Any]:
     summary = pipeline.run(trigger="bench")
     run_s = time.perf_counter() - t0
     assert summary.status == "succeeded", summary.error
-    return {"run_s": run_s, "rows": summary.rows_written.get("fact_sales_order", 0)}
+    return {
+        "run_s": run_s,
+        "rows": summary.rows_written.get("fact_sales_order", 0),
+        "rows_rejected": summary.rows_rejected,
+    }
 
 
 def task_floor(args: dict[str, Any]) -> dict[str, Any]:
@@ -171,6 +175,22 @@ def task_small_runs(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def task_parse(args: dict[str, Any]) -> dict[str, Any]:
+    """parse_file over one ingestion file (bad-input measurements)."""
+    from transforms.parse import parse_file
+
+    data = Path(args["path"]).read_bytes()
+    t0 = time.perf_counter()
+    parsed = parse_file(data, args["table"], Path(args["path"]).name)
+    return {
+        "run_s": time.perf_counter() - t0,
+        "rows": parsed.rows.height,
+        "records_rejected": parsed.records_rejected,
+        "rejects_kept": parsed.rejects.height,
+        "problems": parsed.problems,
+    }
+
+
 def task_import(args: dict[str, Any]) -> dict[str, Any]:
     import importlib
 
@@ -185,6 +205,7 @@ TASKS = {
     "incremental": task_incremental,
     "small_runs": task_small_runs,
     "import": task_import,
+    "parse": task_parse,
 }
 
 

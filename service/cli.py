@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 import polars as pl
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -23,8 +25,9 @@ from rich.table import Table
 from service import jobs, queries
 from service.lake import Lake
 from service.lease import LeaseView
-from service.settings import Settings
-from service.storage import open_storage
+from service.pipeline import Pipeline
+from service.settings import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN, Settings
+from service.storage import StorageError, check_root, open_storage
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
@@ -44,7 +47,8 @@ ProcessedOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object on stdout")]
 VersionOpt = Annotated[
-    int | None, typer.Option("--version", help="Read the fact table at this Delta version")
+    int | None,
+    typer.Option("--version", min=0, help="Read the fact table at this Delta version (0 or more)"),
 ]
 
 
@@ -54,7 +58,14 @@ def _settings(ingestion: str | None = None, processed: str | None = None) -> Set
         overrides["ingestion_uri"] = ingestion
     if processed:
         overrides["processed_uri"] = processed
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:  # a bad TOTESYS_* variable: one line naming it
+        problems = "; ".join(
+            f"TOTESYS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        _fail(f"invalid setting: {problems}")
+        raise  # not reached: _fail exits
 
 
 def _json_default(value: Any) -> Any:
@@ -81,6 +92,30 @@ def _print_frame(frame: pl.DataFrame, title: str) -> None:
 def _fail(message: str) -> None:
     err.print(f"[red]error:[/red] {message}")
     raise typer.Exit(1)
+
+
+def _open_lake(processed: str | None) -> Lake:
+    """The Lake of an existing processed root; one error line if there is none to read."""
+    storage = open_storage(_settings(processed=processed).processed_uri)
+    try:
+        check_root(storage, "processed", must_exist_with_content=True)
+    except StorageError as exc:
+        _fail(f"{exc} (run `totesys run` first, or check --processed)")
+    return Lake(storage)
+
+
+def _as_of(value: str | None) -> datetime | None:
+    """ISO 8601, with or without a zone (as the API accepts it): naive UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 time (2024-11-14T10:00:00, ...Z, ...+01:00)",
+            param_hint="--as-of",
+        ) from None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 @app.callback()
@@ -138,6 +173,19 @@ def run(
 ) -> None:
     """Apply every pending ingestion file to the Delta tables."""
     settings = _settings(ingestion, processed)
+    try:
+        pipeline = Pipeline.from_settings(settings)
+        check_root(pipeline.ingestion, "ingestion")  # before the processed root is touched
+    except (ValueError, StorageError) as exc:
+        _fail(str(exc))
+        return
+
+    def interrupt_once(signum: int, frame: Any) -> None:
+        # Later Ctrl-Cs are ignored, so the run can record itself as interrupted.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt_once)
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -157,6 +205,7 @@ def run(
         outcome = jobs.execute(
             jobs.Job("run", trigger="cli"),
             settings,
+            pipeline=pipeline,
             progress=progress,
             on_wait=waiting,
             wait_seconds=wait,
@@ -168,7 +217,10 @@ def run(
         )
         raise typer.Exit(EXIT_BUSY)
     if outcome.status == "interrupted":
-        err.print(f"[yellow]interrupted:[/yellow] run {outcome.run_id} recorded as interrupted")
+        err.print(
+            f"[red]interrupted:[/red] run {outcome.run_id} recorded as interrupted; "
+            "files it had not finished stay pending for the next run"
+        )
         raise typer.Exit(EXIT_INTERRUPTED)
     if outcome.summary is None or outcome.status != "succeeded":
         log.debug("run failed", exc_info=outcome.exception)  # the traceback, with --verbose
@@ -206,7 +258,7 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Every version of one sale, deletion included."""
-    lake = Lake(open_storage(_settings(processed=processed).processed_uri))
+    lake = _open_lake(processed)
     try:
         rows = queries.sale_history(lake, sales_order_id, version)
     except queries.NoSuchVersion as exc:
@@ -244,21 +296,25 @@ CURRENT_VIEW_COLUMNS = [
 def current(
     processed: ProcessedOpt = None,
     as_of: Annotated[
-        datetime | None, typer.Option("--as-of", help="Business time (ISO), naive UTC")
+        str | None,
+        typer.Option(
+            "--as-of", help="Business time, ISO 8601; naive = UTC, a zone (Z, +01:00) is converted"
+        ),
     ] = None,
     version: VersionOpt = None,
     limit: Annotated[int, typer.Option(help="Rows to print (the table view)")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """The current state of every sale (latest version unless deleted), or as of a time."""
-    lake = Lake(open_storage(_settings(processed=processed).processed_uri))
+    moment = _as_of(as_of)
+    lake = _open_lake(processed)
     try:
-        rows = queries.current_sales(lake, as_of=as_of, version=version)
+        rows = queries.current_sales(lake, as_of=moment, version=version)
     except queries.NoSuchVersion as exc:
         _fail(str(exc))
         return
     if as_json:
-        _print_json({"as_of": as_of, "count": rows.height, "sales": rows.to_dicts()})
+        _print_json({"as_of": moment, "count": rows.height, "sales": rows.to_dicts()})
         return
     _print_frame(rows.head(limit).select(CURRENT_VIEW_COLUMNS), f"{rows.height:,} live sales")
 
@@ -267,12 +323,13 @@ def current(
 def tables(
     processed: ProcessedOpt = None,
     version: Annotated[
-        int | None, typer.Option("--version", help="Show each table as of this Delta version")
+        int | None,
+        typer.Option("--version", min=0, help="Show each table as of this Delta version"),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Each table: Delta version, rows, last commit."""
-    lake = Lake(open_storage(_settings(processed=processed).processed_uri))
+    lake = _open_lake(processed)
     try:
         infos = queries.table_infos(lake, version)
     except queries.NoSuchVersion as exc:
@@ -303,7 +360,8 @@ def maintain(
         int | None,
         typer.Option(
             "--retention-days",
-            help="Time-travel window kept (days); env TOTESYS_RETENTION_DAYS, default 30",
+            help="Time-travel window kept (days, 1 to 3650); env TOTESYS_RETENTION_DAYS, "
+            "default 30",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -311,6 +369,11 @@ def maintain(
     """Compact small files, checkpoint, and vacuum what no version inside the window needs."""
     settings = _settings(processed=processed)
     days = settings.retention_days if retention_days is None else retention_days
+    if not RETENTION_DAYS_MIN <= days <= RETENTION_DAYS_MAX:
+        _fail(
+            f"--retention-days must be between {RETENTION_DAYS_MIN} and {RETENTION_DAYS_MAX} "
+            f"days (got {days}): 0 would remove every older version at once"
+        )
     with err.status("maintaining tables…"):
         job = jobs.execute(jobs.Job("maintain", trigger="cli", retention_days=days), settings)
     if job.status == "busy":
@@ -509,6 +572,9 @@ def entrypoint() -> None:
     traceback goes to the log, shown with --verbose) and exit status 1."""
     try:
         app()
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/red]")
+        sys.exit(130)
     except Exception as exc:
         log.debug("command failed", exc_info=True)
         err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")

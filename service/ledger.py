@@ -40,6 +40,7 @@ log = logging.getLogger("totesys.ledger")
 FILES_KEY = "_state/files.parquet"
 RUNS_INDEX_KEY = "_state/runs/index.json"
 RUNS_ARCHIVE_PREFIX = "_state/runs/archive/"
+RUN_FILES_PREFIX = "_state/runs/files/"  # each run's file outcomes, as it decided them
 INDEX_KEEP = 1000  # runs kept in the index; older ones are archived in chunks
 ARCHIVE_CHUNK = 200
 
@@ -171,6 +172,32 @@ class FileBook:
         buffer = io.BytesIO()
         self.frame.write_parquet(buffer, compression="zstd")
         self.storage.write(FILES_KEY, buffer.getvalue())
+
+    def save_run(self, run_id: str, outcomes: list[FileOutcome]) -> None:
+        """The outcomes one run decided, kept after later runs decide the same files again (the
+        latest outcome per file is all `_state/files.parquet` keeps)."""
+        if not outcomes:
+            return
+        now = utcnow()
+        rows = pl.DataFrame(
+            [{**o.__dict__, "run_id": run_id, "recorded_at": now} for o in outcomes],
+            schema=LEDGER,
+        )
+        buffer = io.BytesIO()
+        rows.write_parquet(buffer, compression="zstd")
+        self.storage.write(f"{RUN_FILES_PREFIX}{run_id}.parquet", buffer.getvalue())
+
+    def run_files(self, run_id: str) -> pl.DataFrame:
+        """The files one run decided, with their outcomes then, by key."""
+        data = self.storage.read_if_exists(f"{RUN_FILES_PREFIX}{run_id}.parquet")
+        if data is not None:
+            frame = pl.read_parquet(io.BytesIO(data))
+        elif self.lake is not None and self.lake.exists("ledger"):  # a root written before
+            legacy = self.lake.read("ledger", where=pl.col("run_id") == run_id)
+            frame = legacy if legacy is not None else pl.DataFrame(schema=LEDGER)
+        else:
+            frame = self.frame.filter(pl.col("run_id") == run_id)
+        return frame.select([pl.col(c).cast(t) for c, t in LEDGER.items()]).sort("source_file")
 
 
 # -- runs ---------------------------------------------------------------------------------------
@@ -353,6 +380,9 @@ class Ledger:
             [recorded, pl.DataFrame(pending, schema=schema)], how="vertical_relaxed"
         ).sort("key")
         return frame if status is None else frame.filter(pl.col("status") == status)
+
+    def run_files(self, run_id: str) -> pl.DataFrame:
+        return self.files.run_files(run_id)
 
     # -- runs ---------------------------------------------------------------------------------
     def runs(self) -> list[RunRecord]:

@@ -31,6 +31,7 @@ from deltalake import CommitProperties, DeltaTable, WriterProperties
 
 from service.lake import ALL_PATHS, CHECKPOINT_INTERVAL, Lake
 from service.lease import Lease
+from service.settings import RETENTION_DAYS_MAX
 
 # Tables whose compacted files are sorted by a key (z-order on one column = a sort): lookups
 # by that key (the pipeline's stored-version lookup, a sale's history) then skip most files.
@@ -64,6 +65,8 @@ def maintain(
     """
     if retention_days < 0:
         raise ValueError("retention_days must not be negative")
+    if retention_days > RETENTION_DAYS_MAX:  # delta-rs's duration arithmetic overflows beyond
+        raise ValueError(f"retention_days must be at most {RETENTION_DAYS_MAX}")
     holder = run_id or new_maintenance_id()
     started = time.monotonic()
     own_lease = lease is None

@@ -15,6 +15,9 @@ Runs that found the lease busy leave wake markers; before it lets go, the holder
 if one arrived after its plan, takes the lease again and re-plans, so no file waits for the
 schedule. A run whose lease was taken over (it was paused past it) stops at its next commit with
 LeaseLost and writes nothing more.
+
+Bad input never stops a run: a file that cannot be read, or whose parsing fails unexpectedly, is
+rejected with the reason and the run goes on; a key that cannot be planned is rejected too.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,7 +41,15 @@ from service.lake import Lake
 from service.lease import MARKER_PREFIX, Lease, LeaseBusy, LeaseLost, LeaseView, leave_marker
 from service.ledger import FileOutcome, Ledger, RunRecord, read_marker, utcnow
 from service.settings import Settings
-from service.storage import ObjectInfo, Storage, open_storage
+from service.storage import (
+    ObjectInfo,
+    Storage,
+    StorageError,
+    UnreadableObject,
+    check_root,
+    check_roots_apart,
+    open_storage,
+)
 from transforms import dim_date, dimensions
 from transforms import fact_sales_order as fact
 from transforms.ingestion_key import (
@@ -47,7 +58,7 @@ from transforms.ingestion_key import (
     ingestion_order,
     parse_ingestion_key,
 )
-from transforms.parse import ParsedFile, parse_file
+from transforms.parse import ParsedFile, parse_file, rejected_file
 from transforms.schemas import (
     FACT_SCHEMA_COLUMNS,
     IGNORED_SOURCE_TABLES,
@@ -60,6 +71,7 @@ log = logging.getLogger("totesys.pipeline")
 INGESTION_PREFIXES = ("baseline/", "updated/")
 Progress = Callable[[str, int, int], None]  # (message, done, total)
 LeaseWait = Callable[[LeaseView], None]  # called while waiting for another run's lease
+_COUNTS_IN_REASON = 10  # (field, reason) counts named in a ledger reason
 
 # Which dimensions are rebuilt when rows of a source table arrive.
 DIMENSIONS_FROM_SOURCE: dict[str, tuple[str, ...]] = {
@@ -82,6 +94,8 @@ class RunSummary:
     files: list[FileOutcome] = field(default_factory=list)
     rows_written: dict[str, int] = field(default_factory=dict)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    # every problem of a file, counted: key -> [{field, reason, count}] (rejects holds detail)
+    reject_counts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -137,6 +151,7 @@ class RunSummary:
                     "outcome": f.outcome,
                     "reason": f.reason,
                     "problems": [r for r in self.rejects if r["source_file"] == f.source_file],
+                    "counts": self.reject_counts.get(f.source_file, []),
                 }
                 for f in problem_files
             ],
@@ -160,6 +175,8 @@ class Pipeline:
         self.ingestion = ingestion
         self.processed = processed
         self.settings = settings
+        check_roots_apart(ingestion, processed)
+        self.limits = settings.parse_limits()
         self.lake = Lake(processed)
         self.ledger = Ledger(self.lake)
         self.catalog = Catalog()
@@ -172,6 +189,7 @@ class Pipeline:
 
     # -- plan ---------------------------------------------------------------------------------
     def list_ingestion(self) -> list[ObjectInfo]:
+        check_root(self.ingestion, "ingestion")  # missing or unreadable: an error, not "no files"
         return [obj for prefix in INGESTION_PREFIXES for obj in self.ingestion.list(prefix)]
 
     def plan(
@@ -192,11 +210,16 @@ class Pipeline:
         decided: list[FileOutcome] = []
         for obj in objects:
             try:
-                key = parse_ingestion_key(obj.key)
+                key = parse_ingestion_key(obj.key, self.limits)
             except InvalidIngestionKey as exc:
                 decided.append(
                     FileOutcome(obj.key, "rejected", reason=str(exc), size_bytes=obj.size)
                 )
+                continue
+            except Exception as exc:  # no key may stop planning, whatever it holds
+                reason = _internal_error(exc)
+                log.error("file %s rejected: %s", obj.key, reason, exc_info=True)
+                decided.append(FileOutcome(obj.key, "rejected", reason=reason, size_bytes=obj.size))
                 continue
             if key.table in SOURCE_TABLES:
                 planned.append(PlannedFile(obj, key))
@@ -292,7 +315,7 @@ class Pipeline:
         self.lake.new_session()
         self.lake.fence = lease.fence
         result: dict[str, Any] = {}
-        try:
+        with self._recorded(lease, summary):
             # fold the records wake markers carry; those that ask for files stay for a run
             view = lease.acquired_view
             others, answered = [], []
@@ -328,18 +351,6 @@ class Pipeline:
                 self._rebuild_fact_index(self.lake.table("fact_sales_order"))
             lease.fence()
             self.catalog.save(self.processed)
-            summary.status = "succeeded"
-        except KeyboardInterrupt:
-            summary.status = "interrupted"
-            summary.error = "interrupted (SIGINT or SIGTERM)"
-            raise
-        except BaseException as exc:
-            summary.status = "failed"
-            summary.error = f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            summary.finished_at = utcnow()
-            self._close_record(lease, summary)
         if _list_markers(self.processed):  # files landed while maintenance held the lease
             with contextlib.suppress(LeaseBusy):  # the run that holds it answers the markers
                 self.run(trigger="wake", wait_seconds=0)
@@ -410,7 +421,7 @@ class Pipeline:
         self.lake.fence = lease.fence
         self.lake.on_commit = self._committed
         seen: set[str] = set()
-        try:
+        with self._recorded(lease, summary):
             view = lease.acquired_view
             others: list[RunRecord] = []
             for marker in sorted(view.markers if view else [], key=lambda m: m.key):
@@ -441,6 +452,14 @@ class Pipeline:
             if decided and not batches:
                 lease.fence()
                 self.ledger.files.save()
+        return seen
+
+    @contextlib.contextmanager
+    def _recorded(self, lease: Lease, summary: RunSummary) -> Iterator[None]:
+        """The work of a run (or maintenance) under a held lease: its outcome goes into the
+        summary, its final record is written and the lease let go, however it ends."""
+        try:
+            yield
             summary.status = "succeeded"
         except KeyboardInterrupt:
             summary.status = "interrupted"
@@ -451,9 +470,10 @@ class Pipeline:
             summary.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            if summary.status == "running":  # a second Ctrl-C cut the except clause short
+                summary.status, summary.error = "interrupted", "KeyboardInterrupt"
             summary.finished_at = utcnow()
             self._close_record(lease, summary)
-        return seen
 
     def _close_record(self, lease: Lease, summary: RunSummary) -> None:
         """Write the run's final record, then let the lease go. A run that lost the lease may
@@ -462,6 +482,7 @@ class Pipeline:
         try:
             try:
                 lease.fence()
+                self.ledger.files.save_run(summary.run_id, summary.files)
                 book.put(summary.record())
                 book.save()
             except LeaseLost:
@@ -515,7 +536,7 @@ class Pipeline:
             if progress:
                 progress(f"parsing {item.key.key}", done + offset, total)
             seq = done + offset
-            result = parse_file(self.ingestion.read(item.info.key), item.key.table, item.key.key)
+            result = self._read_and_parse(item)
             parsed.append((seq, item, result))
             outcomes.append(_outcome(item, result))
         if progress:
@@ -567,9 +588,15 @@ class Pipeline:
         # 3. facts, 4. inferred members, 5. calendar
         if facts is not None:
             self._store_facts(facts, summary)
+        counted = {
+            item.key.key: result.reject_counts.to_dicts()
+            for _, item, result in parsed
+            if result.reject_counts is not None and result.reject_counts.height
+        }
         self._after_facts(
             [item.key.key for _, item, _ in parsed],
             rejects,
+            counted,
             outcomes,
             inferred,
             extension,
@@ -581,6 +608,7 @@ class Pipeline:
         self,
         keys: list[str],
         rejects: pl.DataFrame,
+        counted: dict[str, list[dict[str, Any]]],
         outcomes: list[FileOutcome],
         inferred: dict[str, pl.DataFrame],
         extension: pl.DataFrame,
@@ -607,6 +635,7 @@ class Pipeline:
             listed = ", ".join(_sql_str(key) for key in keys)
             self.lake.replace_where("rejects", rejects, f"source_file IN ({listed})", run_id)
         summary.rejects.extend(rejects.head(1000).to_dicts())
+        summary.reject_counts.update(counted)
 
         # 7. ledger: the batch's files stop being pending only now; then the derived state
         self.lake.before_commit("_state")
@@ -624,6 +653,27 @@ class Pipeline:
                     o.reason,
                     extra={"file_key": o.source_file, "outcome": o.outcome},
                 )
+
+    def _read_and_parse(self, item: PlannedFile) -> ParsedFile:
+        """One file, isolated: whatever goes wrong with it rejects it, never the run.
+
+        A storage error that is not about this object (the store unreachable after retries)
+        still fails the run: the file is fine and stays pending for the next one.
+        """
+        key = item.key.key
+        try:
+            data = self.ingestion.read(item.info.key)
+            return parse_file(data, item.key.table, key, self.limits)
+        except UnreadableObject as exc:
+            log.warning("file %s rejected: unreadable: %s", key, exc, extra={"file_key": key})
+            return rejected_file(item.key.table, key, f"unreadable: {exc}")
+        except StorageError:
+            raise  # the store, not the file: the run fails, the file stays pending
+        except Exception as exc:
+            reason = _internal_error(exc)
+            # ERROR: a parser bug, not bad data; the alarm on error logs fires.
+            log.error("file %s rejected: %s", key, reason, exc_info=True, extra={"file_key": key})
+            return rejected_file(item.key.table, key, reason)
 
     def _files_with_rejects(self, keys: list[str]) -> bool:
         files = self.ledger.files.frame
@@ -819,10 +869,10 @@ class Pipeline:
         new = fact.new_versions(versions, stored.select(fact.VERSION_KEY))
 
         for seq, item, result in sorted(baselines, key=lambda b: b[0]):
-            if result.rejects.height:
+            if result.problems:
                 summary.warnings.append(
-                    f"deletion detection skipped for {item.key.key}: {result.rejects.height} "
-                    "rejected rows could hide orders that are still live"
+                    f"deletion detection skipped for {item.key.key}: {result.problems} "
+                    "problems in rejected rows could hide orders that are still live"
                 )
                 continue
             tombstones = self._deletions(new, index, result, item, seq)
@@ -921,11 +971,14 @@ def _list_markers(storage: Storage) -> list[ObjectInfo]:
     return list(storage.list(MARKER_PREFIX))
 
 
+def _internal_error(exc: BaseException) -> str:
+    return f"internal error: {type(exc).__name__}: {exc}"[:2000]
+
+
 def _outcome(item: PlannedFile, result: ParsedFile) -> FileOutcome:
-    whole_file = result.rejects.filter(pl.col("record_number") == 0)
-    bad_rows = result.rejects.filter(pl.col("record_number") > 0)["record_number"].n_unique()
-    if whole_file.height:
-        outcome, reason = "rejected", str(whole_file["reason"][0])
+    bad_rows = result.records_rejected
+    if result.file_rejected:
+        outcome, reason = "rejected", str(result.rejects["reason"][0])
     else:
         outcome = "applied"
         reason = None
@@ -935,6 +988,16 @@ def _outcome(item: PlannedFile, result: ParsedFile) -> FileOutcome:
                 f"{bad_rows} of {result.records_read} records rejected; first: record "
                 f"{first['record_number']} field {first['field']!r}: {first['reason']}"
             )
+            if result.reject_counts is not None:
+                # exact counts, however many problems were kept in detail
+                counted = [
+                    f"{c['field']}: {c['reason']} ×{c['count']}"
+                    for c in result.reject_counts.head(_COUNTS_IN_REASON).iter_rows(named=True)
+                ]
+                more = result.reject_counts.height - _COUNTS_IN_REASON
+                reason += (
+                    "; problems: " + ", ".join(counted) + (f", … {more} more" if more > 0 else "")
+                )
     return FileOutcome(
         source_file=item.key.key,
         outcome=outcome,

@@ -3,19 +3,24 @@ every sale as of a business time; each also at a Delta version (time travel)."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal as DecimalValue
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import polars as pl
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 
 from service import catalog as fact_index
 from service.catalog import Catalog
 from service.lake import ALL_PATHS, TABLE_PATHS, TABLE_SCHEMAS, Lake, TableInfo, UnknownTable
+from service.storage import LocalStorage
 from transforms import fact_sales_order as fact
 from transforms.schemas import FACT_SALES_ORDER
 
@@ -24,13 +29,65 @@ class NoSuchVersion(ValueError):
     pass
 
 
+class VersionNotKept(NoSuchVersion):
+    """A version the table had, whose log or files maintenance has since removed (vacuum)."""
+
+    def __init__(self, name: str, version: int, retention_days: int | None) -> None:
+        window = (
+            "retention unknown" if retention_days is None else f"retention {retention_days} days"
+        )
+        super().__init__(f"{name}: version {version} is no longer kept ({window})")
+        self.name = name
+        self.version = version
+        self.retention_days = retention_days
+
+
+_INTERVAL_DAYS = re.compile(r"^\s*interval\s+(\d+)\s+days?\s*$", re.IGNORECASE)
+
+
+def kept_days(dt: DeltaTable | None) -> int | None:
+    """The time-travel window maintenance set on the table (`delta.deletedFileRetentionDuration`,
+    "interval N days"), or None if it has none."""
+    if dt is None:
+        return None
+    setting = dt.metadata().configuration.get("delta.deletedFileRetentionDuration") or ""
+    match = _INTERVAL_DAYS.match(setting)
+    return int(match.group(1)) if match else None
+
+
+T = TypeVar("T")
+
+# What reading a version whose log or data files are gone raises (delta-rs: "No files in log
+# segment"; Polars: a missing parquet file).
+_UNREADABLE = (DeltaError, pl.exceptions.PolarsError, OSError)
+
+
+def read_version(lake: Lake, name: str, version: int | None, read: Callable[[], T]) -> T:
+    """`read()` of a table at `version`; if that fails for a version older than the latest, the
+    version was vacuumed: VersionNotKept (404 in the API, one line in the CLI)."""
+    try:
+        return read()
+    except _UNREADABLE as exc:
+        if version is None:
+            raise
+        latest = lake.table(name)
+        if latest is None or version >= latest.version():
+            raise
+        raise VersionNotKept(name, version, kept_days(latest)) from exc
+
+
 def _fact(lake: Lake, version: int | None = None, where: pl.Expr | None = None) -> pl.DataFrame:
     if version is not None:
         dt = lake.table("fact_sales_order")
         if dt is None or version < 0 or version > dt.version():
             latest = dt.version() if dt is not None else None
             raise NoSuchVersion(f"fact_sales_order has no version {version} (latest is {latest})")
-    frame = lake.read("fact_sales_order", version=version, where=where)
+    frame = read_version(
+        lake,
+        "fact_sales_order",
+        version,
+        lambda: lake.read("fact_sales_order", version=version, where=where),
+    )
     return pl.DataFrame(schema=FACT_SALES_ORDER) if frame is None else frame
 
 
@@ -125,7 +182,9 @@ def table_infos(lake: Lake, version: int | None = None) -> list[TableInfo]:
             latest = lake.table(name)
             if latest is None or version > latest.version():
                 continue  # this table has not reached that version
-        info = lake.info(name, version)
+        info = read_version(lake, name, version, partial(lake.info, name, version))
+        if info is None and version is not None:
+            raise VersionNotKept(name, version, kept_days(lake.table(name)))
         if info is not None:
             infos.append(info)
     if version is not None and not infos:
@@ -150,8 +209,11 @@ def _latest_table_infos(lake: Lake) -> list[TableInfo]:
                 )
         return lake.info(name)
 
-    with ThreadPoolExecutor(max_workers=len(TABLE_PATHS)) as pool:
-        found = list(pool.map(info, TABLE_PATHS))
+    if isinstance(lake.storage, LocalStorage):  # a stat each: threads would only cost
+        found = [info(name) for name in TABLE_PATHS]
+    else:  # seven round trips at once, not one after another
+        with ThreadPoolExecutor(max_workers=len(TABLE_PATHS)) as pool:
+            found = list(pool.map(info, TABLE_PATHS))
     return [i for i in found if i is not None]
 
 
@@ -205,14 +267,57 @@ def version_at(lake: Lake, name: str, as_of: datetime) -> int:
     return max(before)
 
 
+class _Unusable(ValueError):
+    """A value of the right form the column cannot hold (the message says why)."""
+
+
+_INT_BITS: dict[type[pl.DataType], tuple[int, bool]] = {
+    pl.Int8: (8, True),
+    pl.Int16: (16, True),
+    pl.Int32: (32, True),
+    pl.Int64: (64, True),
+    pl.UInt8: (8, False),
+    pl.UInt16: (16, False),
+    pl.UInt32: (32, False),
+    pl.UInt64: (64, False),
+}
+
+
+def _int_in_range(dtype: pl.DataType, value: int) -> int:
+    bits, signed = _INT_BITS.get(type(dtype), (64, True))
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    if not low <= value <= high:
+        raise _Unusable(f"outside the column's range {low}..{high}")
+    return value
+
+
+def _decimal_in_range(dtype: pl.Decimal, value: DecimalValue) -> DecimalValue:
+    """A finite decimal the column's type can hold (Polars panics on others: NaN, 1e400)."""
+    precision = dtype.precision or 38
+    scale = dtype.scale or 0
+    if not value.is_finite():
+        raise _Unusable("not a finite number")
+    if abs(value) >= DecimalValue(10) ** (precision - scale):
+        raise _Unusable(f"too large for decimal({precision},{scale})")
+    if value.normalize().as_tuple().exponent < -scale:  # type: ignore[operator]
+        raise _Unusable(f"more than {scale} decimal places")
+    return value.quantize(DecimalValue(1).scaleb(-scale))
+
+
 def _filter_value(column: str, dtype: pl.DataType, raw: str) -> Any:
+    """`raw` converted to the column's type, or BadFilter naming the column, the value (clipped)
+    and the problem: values Polars cannot compare (NaN, 1e400, 41-digit integers) are refused
+    here rather than failing inside the query."""
     try:
         if dtype.is_integer():
-            return int(raw)
+            return _int_in_range(dtype, int(raw))
         if dtype.is_float():
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):
+                raise _Unusable("not a finite number")
+            return number
         if isinstance(dtype, pl.Decimal):
-            return DecimalValue(raw)
+            return _decimal_in_range(dtype, DecimalValue(raw))
         if isinstance(dtype, pl.Datetime):
             return _naive_utc(datetime.fromisoformat(raw))
         if isinstance(dtype, pl.Date):
@@ -221,9 +326,17 @@ def _filter_value(column: str, dtype: pl.DataType, raw: str) -> Any:
             if raw.lower() not in {"true", "false"}:
                 raise ValueError(raw)
             return raw.lower() == "true"
-    except (ValueError, ArithmeticError):
-        raise BadFilter(f"filter on {column}: {raw!r} is not a valid {dtype}") from None
+    except (ValueError, ArithmeticError) as exc:
+        reason = f" ({exc})" if isinstance(exc, _Unusable) else ""
+        raise BadFilter(
+            f"filter on {column}: {_clip(raw)!r} is not a valid {dtype}{reason}"
+        ) from None
     return raw
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    """A caller's value for an error message: never longer than `limit` characters."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
 
 
 def parse_filters(name: str, filters: list[str]) -> pl.Expr | None:
@@ -235,15 +348,18 @@ def parse_filters(name: str, filters: list[str]) -> pl.Expr | None:
     for term in filters:
         match = _FILTER.match(term)
         if not match:
-            raise BadFilter(f"filter {term!r} is not of the form column=value (or != < <= > >=)")
+            raise BadFilter(
+                f"filter {_clip(term)!r} is not of the form column=value (or != < <= > >=)"
+            )
         column, op, raw = match.groups()
         if column not in schema:
             raise BadFilter(
-                f"filter {term!r}: {name} has no column {column!r} (columns: {', '.join(schema)})"
+                f"filter {_clip(term)!r}: {name} has no column {_clip(column)!r} "
+                f"(columns: {', '.join(schema)})"
             )
         if raw == "null":
             if op not in {"=", "!="}:
-                raise BadFilter(f"filter {term!r}: null only with = or !=")
+                raise BadFilter(f"filter {_clip(term)!r}: null only with = or !=")
             cond = pl.col(column).is_null() if op == "=" else pl.col(column).is_not_null()
         else:
             cond = _OPS[op](pl.col(column), _filter_value(column, schema[column], raw))
@@ -281,13 +397,17 @@ def table_rows(
         version = latest
     if version < 0 or version > latest:
         raise NoSuchVersion(f"{name} has no version {version} (latest is {latest})")
-    try:
-        lf = lake.scan(name, version)
+    at = version
+
+    def read() -> tuple[int, pl.DataFrame]:
+        lf = lake.scan(name, at)
         assert lf is not None
         if where is not None:
             lf = lf.filter(where)
         total = int(lf.select(pl.len()).collect().item())
-        page = lf.sort(next(iter(TABLE_SCHEMAS[name]))).slice(offset, limit).collect()
-    except pl.exceptions.ComputeError as exc:
-        raise NoSuchVersion(f"{name} version {version} cannot be read: {exc}") from exc
+        start = min(offset, total)  # an offset past the end is an empty page, never an overflow
+        page = lf.sort(next(iter(TABLE_SCHEMAS[name]))).slice(start, limit).collect()
+        return total, page
+
+    total, page = read_version(lake, name, version if version < latest else None, read)
     return RowsPage(version, total, page)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from transforms.parse import ParseLimits
+
+# The time-travel window maintenance may keep: at least a day (0 would vacuum every old version
+# at once), at most ten years (longer windows overflow delta-rs's duration arithmetic).
+RETENTION_DAYS_MIN = 1
+RETENTION_DAYS_MAX = 3650
 
 
 class Settings(BaseSettings):
@@ -54,9 +62,40 @@ class Settings(BaseSettings):
     )
     retention_days: int = Field(
         30,
-        description="Time-travel window kept by `totesys maintain`: vacuum never removes files "
-        "a version inside this window needs.",
+        ge=RETENTION_DAYS_MIN,
+        le=RETENTION_DAYS_MAX,
+        description="Time-travel window kept by `totesys maintain` (days, 1 to 3650): vacuum "
+        "never removes files a version inside this window needs.",
     )
+
+    min_date: date = Field(
+        date(1900, 1, 1),
+        description="Earliest plausible date: a date or timestamp before this day (in a field "
+        "or an ingestion file name) is rejected as implausible, never stored.",
+    )
+    max_date: date = Field(
+        date(2199, 12, 31),
+        description="Latest plausible date (inclusive): later dates and timestamps are rejected "
+        "as implausible.",
+    )
+    max_string_chars: int = Field(
+        1_000,
+        ge=1,
+        description="Longest string value accepted (characters); a longer one rejects its row "
+        "(the Totesys columns are short varchars).",
+    )
+
+    @model_validator(mode="after")
+    def _window_is_not_empty(self) -> Settings:
+        if self.max_date < self.min_date:
+            raise ValueError(f"max_date {self.max_date} is before min_date {self.min_date}")
+        return self
+
+    def parse_limits(self) -> ParseLimits:
+        """The plausibility limits the transforms apply to every value."""
+        return ParseLimits(
+            min_date=self.min_date, max_date=self.max_date, max_string_chars=self.max_string_chars
+        )
 
 
 @lru_cache

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,12 @@ class ObjectInfo:
 
 class StorageError(RuntimeError):
     """Storage could not be reached or answered with an error after retries."""
+
+
+class UnreadableObject(StorageError):
+    """This one object cannot be read, and retrying will not help (a symbolic link, a file
+    without read permission, an object access is denied to or that vanished): the file is
+    rejected, the run goes on."""
 
 
 class Storage(Protocol):
@@ -68,18 +75,25 @@ class LocalStorage:
         return path
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every entry that is not a folder: regular files, and symbolic links and other
+        special files too (never followed; `read` refuses them, so they are reported)."""
         base = self._path(prefix) if prefix else self.root
         # a prefix may end inside a name (`_state/lease/wake-`): list its folder, then filter
         start = base if base.is_dir() else base.parent
         if not start.is_dir():
             return
         for path in sorted(start.rglob("*")):
-            if not path.is_file() or path.name.startswith(".tmp-"):
+            if path.name.startswith(".tmp-"):
+                continue
+            try:
+                info = path.lstat()
+            except OSError:  # vanished while listing
+                continue
+            if stat.S_ISDIR(info.st_mode):
                 continue
             key = path.relative_to(self.root).as_posix()
             if key.startswith(prefix.lstrip("/")):
-                stat = path.stat()
-                yield ObjectInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+                yield ObjectInfo(key, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC))
 
     def list_with_time(self, prefix: str) -> tuple[builtins.list[ObjectInfo], datetime]:
         """The objects under `prefix` and the store's own time (here: this machine's clock,
@@ -88,7 +102,30 @@ class LocalStorage:
         return objects, datetime.now(UTC)
 
     def read(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        walked = self.root
+        for part in Path(key.lstrip("/")).parts:
+            walked = walked / part
+            if walked.is_symlink():
+                raise UnreadableObject(f"{key} is a symbolic link (links are not followed)")
+        path = self._path(key)
+        try:
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode):
+                raise UnreadableObject(f"{key} is not a regular file")
+            return path.read_bytes()
+        except OSError as exc:
+            raise UnreadableObject(f"{key} cannot be read: {exc.strerror or exc}") from exc
+
+    def check_root(self, role: str, must_exist_with_content: bool = False) -> None:
+        """Raise StorageError (one line) unless the root is a readable folder."""
+        if not self.root.exists():
+            raise StorageError(f"{role} root {self.uri} does not exist")
+        if not self.root.is_dir():
+            raise StorageError(f"{role} root {self.uri} is not a folder")
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            raise StorageError(f"{role} root {self.uri} cannot be read (permission denied)")
+        if must_exist_with_content and not any(self.root.iterdir()):
+            raise StorageError(f"{role} root {self.uri} is empty")
 
     def read_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes [start, end) of the object (fewer at its end)."""
@@ -240,6 +277,9 @@ class S3Storage:
             ].read()
         except Exception as exc:
             where = f"s3://{self.bucket}/{self._key(key)}"
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+            if code in _PERMANENT_READ_ERRORS:  # this object, for good: reject it, go on
+                raise UnreadableObject(f"reading {where} failed: {exc}") from exc
             raise StorageError(f"reading {where} failed: {exc}") from exc
         return body
 
@@ -255,6 +295,21 @@ class S3Storage:
             where = f"s3://{self.bucket}/{self._key(key)}"
             raise StorageError(f"reading {where} bytes {start}-{end - 1} failed: {exc}") from exc
         return body
+
+    def check_root(self, role: str, must_exist_with_content: bool = False) -> None:
+        """With `must_exist_with_content`: raise StorageError (one line) unless something is
+        stored under the prefix. Otherwise nothing to check here: a missing bucket already
+        fails the listing itself (and a run spends no extra request)."""
+        if not must_exist_with_content:
+            return
+        try:
+            page = self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=self.prefix + "/" if self.prefix else "", MaxKeys=1
+            )
+        except Exception as exc:
+            raise StorageError(f"{role} root {self.uri} cannot be listed: {exc}") from exc
+        if must_exist_with_content and not page.get("KeyCount", len(page.get("Contents", []))):
+            raise StorageError(f"{role} root {self.uri} does not exist (nothing under it)")
 
     def write(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
@@ -314,6 +369,45 @@ class S3Storage:
             if os.environ.get(name):
                 options[name] = os.environ[name]
         return options
+
+
+# S3 error codes that say this object cannot be read however often it is tried.
+_PERMANENT_READ_ERRORS = frozenset(
+    {"AccessDenied", "NoSuchKey", "InvalidObjectState", "403", "404", "KMS.DisabledException"}
+)
+
+
+def check_root(storage: Storage, role: str, must_exist_with_content: bool = False) -> None:
+    """StorageError unless `storage`'s root can be read (see each class's check_root)."""
+    if isinstance(storage, LocalStorage | S3Storage):
+        storage.check_root(role, must_exist_with_content)
+
+
+def check_roots_apart(ingestion: Storage, processed: Storage) -> None:
+    """ValueError if one root holds the other: the pipeline would read its own output."""
+
+    def parts(storage: Storage) -> tuple[str, tuple[str, ...]] | None:
+        if isinstance(storage, LocalStorage):
+            return "file", storage.root.parts
+        if isinstance(storage, S3Storage):
+            return f"s3://{storage.bucket}", tuple(p for p in storage.prefix.split("/") if p)
+        return None
+
+    a, b = parts(ingestion), parts(processed)
+    if a is None or b is None or a[0] != b[0]:
+        return
+    shorter = min(len(a[1]), len(b[1]))
+    if a[1][:shorter] != b[1][:shorter]:
+        return
+    if a[1] == b[1]:
+        problem = "is the same as the ingestion root"
+    elif len(b[1]) > len(a[1]):
+        problem = "is inside the ingestion root"
+    else:
+        problem = "holds the ingestion root"
+    raise ValueError(
+        f"processed root {processed.uri} {problem} {ingestion.uri}: use two separate places"
+    )
 
 
 def open_storage(uri: str) -> Storage:

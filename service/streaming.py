@@ -37,7 +37,7 @@ from transforms import chunks
 from transforms import fact_sales_order as fact
 from transforms.dim_date import FACT_DATE_COLUMNS
 from transforms.dimensions import DIMENSION_KEYS
-from transforms.parse import JSON_FIELD, ParsedFile, parse_file
+from transforms.parse import JSON_FIELD, REJECT_COUNTS, ParsedFile, ParseLimits, parse_file
 from transforms.schemas import REJECTS, SOURCE_TABLES
 
 if TYPE_CHECKING:
@@ -194,7 +194,9 @@ def apply_streamed(
     written: list[DataFile] = []
     rejects_parts: list[pl.DataFrame] = []
     touched: set[int] = set()
-    records = good_rows = 0
+    records = good_rows = records_rejected = details = 0
+    cap = pipeline.limits.max_reject_details
+    counts_parts: list[pl.DataFrame] = []
     spill = Path(tempfile.mkdtemp(prefix="totesys-index-spill-"))
     committed = False
     try:
@@ -220,20 +222,24 @@ def apply_streamed(
             pipeline.ingestion, item.info.key, item.info.size, settings.chunk_bytes
         )
         read = _reader(pipeline.ingestion, item.info.key)
-        parsed = _parsed_pieces(pieces, read, key, settings.chunk_bytes)
+        parsed = _parsed_pieces(pieces, read, key, settings.chunk_bytes, pipeline.limits)
         for number, (piece, result) in enumerate(parsed):
             if progress:
                 progress(f"applying {key} in pieces: {records:,} records so far")
-            lead = piece.leading_records
-            if result.rejects.height:
-                own = result.rejects.filter(pl.col("record_number") > lead)
-                rejects_parts.append(_in_file(own, records - lead, piece.lines_before - lead))
-            rows = result.rows.filter(pl.col("record_number") > lead).with_columns(
-                pl.col("record_number") + (records - lead),
+            if result.rejects.height and details < cap:
+                # the first `cap` problems of the file in detail, as parse_file keeps them
+                part = _in_file(result.rejects.head(cap - details), records, piece.lines_before)
+                rejects_parts.append(part)
+                details += part.height
+            if result.reject_counts is not None and result.reject_counts.height:
+                counts_parts.append(result.reject_counts)
+            records_rejected += result.records_rejected
+            rows = result.rows.with_columns(
+                pl.col("record_number") + records,
                 pl.lit(key).alias("source_file"),
                 pl.lit(seq, dtype=pl.Int64()).alias("file_seq"),
             )
-            records += result.records_read - lead
+            records += result.records_read
             good_rows += rows.height
             versions = fact.order_versions(rows)
             referenced.add(versions)
@@ -264,17 +270,27 @@ def apply_streamed(
             if rejects_parts
             else pl.DataFrame(schema=REJECTS)
         )
+        counts = (
+            pl.concat(counts_parts)
+            .group_by("field", "reason")
+            .agg(pl.col("count").sum())
+            .sort(["count", "field", "reason"], descending=[True, False, False])
+            if counts_parts
+            else pl.DataFrame(schema=REJECT_COUNTS)
+        )
         whole = ParsedFile(
             rows=pl.DataFrame(schema=SOURCE_TABLES["sales_order"].columns),
             rejects=rejects,
             records_read=records,
+            records_rejected=records_rejected,
+            reject_counts=counts,
         )
         outcome: FileOutcome = _outcome(item, whole)
         if item.key.kind == "baseline":
-            if rejects.height:
+            if whole.problems:
                 summary.warnings.append(
-                    f"deletion detection skipped for {key}: {rejects.height} "
-                    "rejected rows could hide orders that are still live"
+                    f"deletion detection skipped for {key}: {whole.problems} "
+                    "problems in rejected rows could hide orders that are still live"
                 )
             else:
                 tombstones = _deletions(pipeline, index, seen, item, seq)
@@ -303,8 +319,9 @@ def apply_streamed(
             catalog.index_buckets = sorted(set(catalog.index_buckets) | touched)
             catalog.next_record_id = next_id
             catalog.fact_index_version = new_version
+        counted = {key: counts.to_dicts()} if counts.height else {}
         pipeline._after_facts(
-            [key], rejects, [outcome], inferred, extension, referenced_frame, summary
+            [key], rejects, counted, [outcome], inferred, extension, referenced_frame, summary
         )
     except BaseException:
         if not committed and written:
@@ -327,7 +344,11 @@ def _in_file(rejects: pl.DataFrame, records_before: int, lines_before: int) -> p
 
 
 def _parsed_pieces(
-    pieces: Iterator[chunks.Piece], read: chunks.Read, key: str, chunk_bytes: int
+    pieces: Iterator[chunks.Piece],
+    read: chunks.Read,
+    key: str,
+    chunk_bytes: int,
+    limits: ParseLimits,
 ) -> Iterator[tuple[chunks.Piece, ParsedFile]]:
     """Each piece parsed on its own; a piece that does not read as records (a cut inside a
     string, say) is joined with the next one and parsed again."""
@@ -335,7 +356,7 @@ def _parsed_pieces(
     for each in pieces:
         piece = chunks.joined(read, pending, each) if pending is not None else each
         pending = None
-        result = parse_file(piece.data, "sales_order", key)
+        result = parse_file(piece.data, "sales_order", key, limits)
         if (result.rejects["record_number"] == 0).any():
             if len(piece.body) > MAX_JOINED * chunk_bytes:
                 raise NotStreamable("a part of the file does not read as records on its own")

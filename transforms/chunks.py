@@ -15,10 +15,9 @@ its parse yields a whole-file (`<file>`) reject: the caller then joins it with t
 parses again (`joined`), and applies the file the whole-file way if the last piece still
 does not read. The same holds for any piece the parser reads as something other than records.
 
-Record numbers: the records of a piece are numbered from 1 by `parse_file` (after
-`Piece.leading_records`, which the caller drops); the caller adds the records of the pieces before
-it, and for JSON Lines the physical lines before the piece to the line numbers rejects name
-(`Piece.lines_before`).
+Record numbers: the records of a piece are numbered from 1 by `parse_file`; the caller adds the
+records of the pieces before it, and for JSON Lines the physical lines before the piece to the
+line numbers rejects name (`Piece.lines_before`).
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ _RECORD_SEPARATOR = re.compile(rb"\}[ \t\r\n]*,[ \t\r\n]*\{")
 _WS = frozenset(b" \t\r\n")
 _LINE_IN_REASON = re.compile(r"\bline (\d+)")
 
-_LEADING_LINE = b"{}\n"
 PROBE_BYTES = 64 * 1024
 
 Kind = Literal["lines", "array"]
@@ -62,21 +60,11 @@ class Piece:
     lines_before: int  # physical lines of the file before this piece (JSON Lines)
 
     @property
-    def leading_records(self) -> int:
-        """Records `data` holds before the piece's own (their rows and rejects are dropped): a
-        JSON Lines piece whose first line is not an object gets a first line `{}`, so the parser
-        reads it as JSON Lines as it reads the whole file, not as some other shape."""
-        if self.kind == "array":
-            return 0
-        first = _NOT_WS.search(self.body)
-        return 0 if first is None or self.body[first.start()] == ord("{") else 1
-
-    @property
     def data(self) -> bytes:
         """What to hand to parse_file: array elements as an array, JSON Lines as they are."""
         if self.kind == "array":
             return b"[" + self.body + b"]"
-        return _LEADING_LINE + self.body if self.leading_records else self.body
+        return self.body
 
 
 Read = Callable[[int, int], bytes]  # (start, end) -> the file's bytes [start, end)
@@ -147,7 +135,11 @@ def joined(read: Read, first: Piece, following: Piece) -> Piece:
 def _boundary(block: bytes, kind: Kind) -> tuple[int, int] | None:
     """(end of the piece, start of the next) at the last record boundary in `block`."""
     if kind == "lines":
-        at = block.rfind(b"\n")
+        # before a line that starts with `{`: the parser, which tells JSON Lines by the first
+        # byte, then reads the next piece as JSON Lines as it reads the whole file
+        at = block.rfind(b"\n{")
+        if at == -1:
+            at = block.rfind(b"\n")
         return None if at == -1 else (at + 1, at + 1)
     at = len(block)
     while True:

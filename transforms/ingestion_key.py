@@ -10,6 +10,9 @@ wrote it (../shared/spec/star-schema.md, "Ingestion files in the wild"):
   naive UTC;
 - ISO basic, UTC: `20241114T1020Z`, `20241114T102030Z`.
 
+The timestamp must fall in the plausible window of ParseLimits (by default 1900-01-01 to
+2199-12-31, after the zone is applied), like every date in the files themselves.
+
 Keys arriving from S3 event notifications are URL-encoded (`%3A`, `+` for a space): the caller
 decodes them (`urllib.parse.unquote_plus`) before parsing.
 """
@@ -20,6 +23,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
+
+from transforms.parse import DEFAULT_LIMITS, ParseLimits
 
 EXTENSIONS = (".jsonl", ".json")  # ".jsonl" first: ".json" is its prefix
 
@@ -58,10 +63,10 @@ class IngestionKey:
     timestamp: datetime  # naive (UTC)
 
 
-def parse_ingestion_key(key: str) -> IngestionKey:
+def parse_ingestion_key(key: str, limits: ParseLimits = DEFAULT_LIMITS) -> IngestionKey:
     """Parse `baseline/<table>-<timestamp>.json` (or `updated/...`, or `.jsonl`).
 
-    Raises InvalidIngestionKey, naming the key and what is wrong with it.
+    Raises InvalidIngestionKey, naming the key and what is wrong with it (never anything else).
     """
     path = key[1:] if key.startswith("/") else key
     folder, slash, name = path.partition("/")
@@ -97,7 +102,12 @@ def parse_ingestion_key(key: str) -> IngestionKey:
             f"table name {table!r} must be lowercase letters, digits and underscores, "
             "starting with a letter",
         )
-    return IngestionKey(key=key, kind=kind, table=table, timestamp=_parse_timestamp(key, stamp))
+    timestamp = _parse_timestamp(key, stamp)
+    if not limits.min_timestamp <= timestamp <= limits.max_timestamp:
+        raise InvalidIngestionKey(
+            key, f"implausible date: timestamp {stamp!r} is outside {limits.window}"
+        )
+    return IngestionKey(key=key, kind=kind, table=table, timestamp=timestamp)
 
 
 def ingestion_order(k: IngestionKey) -> tuple[datetime, int, str]:
@@ -137,5 +147,10 @@ def _parse_timestamp(key: str, stamp: str) -> datetime:
                 key, f"timestamp {stamp!r} has an invalid UTC offset {zone!r}"
             )
         # local = UTC + offset, so UTC = local - offset
-        value -= sign * timedelta(hours=hours, minutes=minutes)
+        try:
+            value -= sign * timedelta(hours=hours, minutes=minutes)
+        except OverflowError as exc:  # 9999-12-31T23:59:59-01:00 is in the year 10000
+            raise InvalidIngestionKey(
+                key, f"implausible date: timestamp {stamp!r} is out of range in UTC"
+            ) from exc
     return value

@@ -17,11 +17,24 @@ forms, epoch milliseconds, "42.0", surrounding spaces). The parser run on a whol
 chosen from its first value, so a file written entirely in another form stays fast.
 
 If Polars cannot read the file, a per-record path takes over: bad JSON Lines lines become
-rejects (field "<json>") while the other lines still parse (the file is split in parts,
-recursively, so that only the neighbourhood of a bad line is parsed line by line); an array
-element that is not an object is a "<json>" reject too. A document that holds no records at all
-(not JSON, a scalar, an object that is neither wrapped nor a record, an array without objects,
+rejects (field "<json>") while the other lines still parse. Every line is classified in one
+vectorised pass (Polars' JSON parser says which lines are JSON objects, a Python pass which are
+not UTF-8), the good lines are read by Polars in one go, and json.loads only describes the first
+bad lines, so a file with many bad lines costs a few reads, not a parse per line. Invalid UTF-8
+in one line rejects that record only (in an array, the whole file). An array element that is not
+an object is a "<json>" reject too. A document that holds no records at all (not JSON, nested
+too deep, a scalar, an object that is neither wrapped nor a record, an array without objects,
 JSON Lines of which no line is an object) becomes a single reject: record 0, field "<file>".
+Text holding a JSON surrogate escape goes through json (Polars would read a lone `\ud800` as
+U+0000): a string with a lone surrogate rejects its record ("lone surrogate").
+
+Plausibility (ParseLimits, passed in by the caller): a date or timestamp outside the window
+(default 1900-01-01..2199-12-31) is "implausible date"; a string longer than the cap (default
+1,000 characters) is rejected; raw_value keeps at most 1,000 characters.
+
+Bounded cost: every problem is counted exactly per field and kind (ParsedFile.reject_counts),
+but only the first `max_reject_details` (default 1,000) are kept as reject rows, so a file of a
+million empty records costs counts, not twelve million rows.
 
 Values:
 - timestamps: ISO 8601 with "T" or a space, fraction optional (up to 9 digits, truncated to
@@ -44,11 +57,12 @@ with several problems has one reject per problem; rejects are ordered by record 
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import date, datetime, time
 from typing import Any
 
 import polars as pl
@@ -60,11 +74,24 @@ RECORD_NUMBER = "record_number"
 JSON_FIELD = "<json>"
 FILE_FIELD = "<file>"
 MISSING_REASON = "missing required field"
+IMPLAUSIBLE_DATE = "implausible date"
+LONE_SURROGATE = "lone surrogate"
+# Every problem of a file, counted: (field, kind of problem) -> number of problems.
+REJECT_COUNTS: dict[str, pl.DataType] = {
+    "field": pl.String(),
+    "reason": pl.String(),  # the kind of problem: the reason without the value it quotes
+    "count": pl.Int64(),
+}
 
 _BOM = b"\xef\xbb\xbf"
 _NOT_WS = re.compile(rb"[^ \t\r\n]")
 _WRAPPED_HEAD = re.compile(rb'\{[ \t\r\n]*"(?:[^"\\]|\\.)*"[ \t\r\n]*:[ \t\r\n]*\[')
 _RECORD_SEPARATOR = re.compile(rb"\}[ \t\r\n]*,[ \t\r\n]*\{")
+# A JSON escape of a UTF-16 surrogate (`\ud800`): Polars reads a lone one as U+0000, so text that
+# holds one goes through json, which keeps it visible (and a valid pair, an emoji, is fine).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_ESCAPE_TEXT = r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+_SURROGATE_CHAR = re.compile("[\ud800-\udfff]")
 _WS_BYTES = frozenset(b" \t\r\n")
 _ISO_T = "%Y-%m-%dT%H:%M:%S%.f"
 _ISO_SPACE = "%Y-%m-%d %H:%M:%S%.f"
@@ -72,11 +99,38 @@ _DATE = "%Y-%m-%d"
 _EPOCH_MS_MIN = -62_135_596_800_000  # 0001-01-01T00:00:00
 _EPOCH_MS_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999
 _SAMPLE_ROWS = 1_000  # rows looked at for a sample value that chooses a column's parser
-_SPLIT_PARTS = 16  # JSON Lines fallback: parts an unreadable part is split into
-_MIN_SPLIT_BYTES = 64 * 1024  # JSON Lines fallback: below this, parse line by line
 _MAX_QUOTED = 100  # characters of a bad value quoted in a reason
-_MAX_RAW_RECORD = 1_000  # characters of a bad line / document kept as raw_value
+_MAX_RAW_VALUE = 1_000  # characters of a bad value / line / document kept as raw_value
 _READ_ERRORS = (PolarsError, PanicException, ValueError)
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """What a plausible value is, and how many problems of one file are kept in detail.
+
+    Passed in by the caller (service/settings.py holds the configured values), so this module
+    stays free of configuration.
+    """
+
+    min_date: date = date(1900, 1, 1)  # dates and timestamps before this day are rejected
+    max_date: date = date(2199, 12, 31)  # ... and after this day
+    max_string_chars: int = 1_000  # longer strings are rejected (Totesys columns are varchars)
+    max_reject_details: int = 1_000  # problems kept in detail per file; all are counted
+
+    @property
+    def min_timestamp(self) -> datetime:
+        return datetime.combine(self.min_date, time.min)
+
+    @property
+    def max_timestamp(self) -> datetime:
+        return datetime.combine(self.max_date, time.max)
+
+    @property
+    def window(self) -> str:
+        return f"{self.min_date.isoformat()}..{self.max_date.isoformat()}"
+
+
+DEFAULT_LIMITS = ParseLimits()
 
 
 @dataclass(frozen=True)
@@ -84,22 +138,39 @@ class ParsedFile:
     """The typed good rows of one file, its rejects, and how many records it held."""
 
     rows: pl.DataFrame  # SOURCE_TABLES[table].columns, in order, then record_number (Int64)
-    rejects: pl.DataFrame  # schemas.REJECTS
+    rejects: pl.DataFrame  # schemas.REJECTS: the first `max_reject_details` problems, in order
     records_read: int  # records found in the file, good and bad
+    records_rejected: int = 0  # records with at least one problem (a file reject: 0)
+    reject_counts: pl.DataFrame | None = None  # REJECT_COUNTS: every problem, counted
+
+    @property
+    def file_rejected(self) -> bool:
+        """The whole file is unusable (a record 0 reject)."""
+        return bool(self.rejects.height) and self.rejects["record_number"][0] == 0
+
+    @property
+    def problems(self) -> int:
+        """Every problem found (rejects beyond the detailed ones included)."""
+        if self.reject_counts is None:
+            return self.rejects.height
+        return int(self.reject_counts["count"].sum())
 
 
-def parse_file(data: bytes, table: str, source_file: str) -> ParsedFile:
+def parse_file(
+    data: bytes, table: str, source_file: str, limits: ParseLimits = DEFAULT_LIMITS
+) -> ParsedFile:
     """Parse one ingestion file of `table` (a key of SOURCE_TABLES).
 
-    Never raises for bad content: unreadable records and values become rejects. Raises
-    ValueError only for a table this module has no schema for.
+    Never raises for bad content: unreadable records and values, implausible dates and
+    over-long strings become rejects. Raises ValueError only for a table this module has no
+    schema for.
     """
     spec = SOURCE_TABLES.get(table)
     if spec is None:
         raise ValueError(f"unknown source table {table!r}; known: {sorted(SOURCE_TABLES)}")
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
-    reader = _Reader(spec, source_file)
+    reader = _Reader(spec, source_file, limits.max_reject_details)
     first = _NOT_WS.search(data)
     if first is None:
         raw = reader.empty()
@@ -113,35 +184,122 @@ def parse_file(data: bytes, table: str, source_file: str) -> ParsedFile:
             raw = reader.array(data, *inner) if inner is not None else reader.lines(data)
         else:
             raw = reader.document(data)
-    rows, value_rejects = _type_rows(raw.frame, spec, source_file)
-    rejects = raw.rejects
-    if value_rejects.height:
-        rejects = pl.concat([rejects, value_rejects]) if rejects.height else value_rejects
-        rejects = rejects.sort(RECORD_NUMBER, maintain_order=True)
-    return ParsedFile(rows=rows, rejects=rejects, records_read=raw.records_read)
+    typed = _type_rows(raw.frame, spec, limits)
+    cap = limits.max_reject_details
+    details = [d for d in (raw.found.frame(), typed.details) if d.height]
+    found = (
+        pl.concat(details).sort(RECORD_NUMBER, maintain_order=True).head(cap) if details else None
+    )
+    rejects = (
+        pl.DataFrame(schema=REJECTS)
+        if found is None
+        else found.select(
+            pl.lit(source_file, dtype=pl.String()).alias("source_file"),
+            pl.lit(spec.name, dtype=pl.String()).alias("source_table"),
+            pl.col(RECORD_NUMBER),
+            pl.col("field"),
+            pl.col("reason"),
+            pl.col("raw_value"),
+        )
+    )
+    counts = pl.concat([raw.found.counts(), typed.counts])
+    counts = (
+        counts.group_by("field", "reason")
+        .agg(pl.col("count").sum())
+        .sort(["count", "field", "reason"], descending=[True, False, False])
+        if counts.height
+        else counts
+    )
+    return ParsedFile(
+        rows=typed.rows,
+        rejects=rejects,
+        records_read=raw.records_read,
+        records_rejected=raw.found.records + typed.bad_records,
+        reject_counts=counts,
+    )
+
+
+def rejected_file(table: str, source_file: str, reason: str) -> ParsedFile:
+    """A file that could not be read or parsed at all: no rows, one "<file>" reject."""
+    spec = SOURCE_TABLES.get(table)
+    if spec is None:
+        raise ValueError(f"unknown source table {table!r}; known: {sorted(SOURCE_TABLES)}")
+    reject = pl.DataFrame(
+        [(source_file, table, 0, FILE_FIELD, _clip_raw(reason), None)], schema=REJECTS, orient="row"
+    )
+    counts = pl.DataFrame(
+        [(FILE_FIELD, reason.partition(":")[0], 1)], schema=REJECT_COUNTS, orient="row"
+    )
+    rows = pl.DataFrame(schema={**spec.columns, RECORD_NUMBER: pl.Int64()})
+    return ParsedFile(rows=rows, rejects=reject, records_read=0, reject_counts=counts)
 
 
 # ---------------------------------------------------------------------------------------------
 # Reading: bytes -> one all-String frame (the table's columns + record_number) + record rejects
 
 
+class _Found:
+    """Problems found while reading: the first `cap` in detail (in record order), all counted."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.detail: list[tuple[int, str, str, str | None]] = []  # number, field, reason, raw
+        self.tally: Counter[tuple[str, str]] = Counter()  # (field, kind) -> problems
+        self.records = 0  # records rejected
+
+        self.added = 0  # problems described through `add`
+
+    @property
+    def wants_detail(self) -> bool:
+        return self.added < self.cap
+
+    def add(self, number: int, field: str, kind: str, reason: str, raw: str | None) -> None:
+        """One problem (callers may skip describing it when `wants_detail` is false)."""
+        self.tally[(field, kind)] += 1
+        if self.wants_detail:
+            self.added += 1
+            self.describe(number, field, reason, raw)
+
+    def describe(self, number: int, field: str, reason: str, raw: str | None) -> None:
+        """Detail of a problem counted elsewhere (the caller keeps to the cap; the first `cap`
+        in record order are kept in the end)."""
+        self.detail.append((number, field, reason, None if raw is None else _clip_raw(raw)))
+
+    def frame(self) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                RECORD_NUMBER: [d[0] for d in self.detail],
+                "field": [d[1] for d in self.detail],
+                "reason": [d[2] for d in self.detail],
+                "raw_value": [d[3] for d in self.detail],
+            },
+            schema=_DETAIL,
+        )
+
+    def counts(self) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "field": [f for f, _ in self.tally],
+                "reason": [k for _, k in self.tally],
+                "count": list(self.tally.values()),
+            },
+            schema=REJECT_COUNTS,
+        )
+
+
+_DETAIL: dict[str, pl.DataType] = {
+    RECORD_NUMBER: pl.Int64(),
+    "field": pl.String(),
+    "reason": pl.String(),
+    "raw_value": pl.String(),
+}
+
+
 @dataclass(frozen=True)
 class _Raw:
     frame: pl.DataFrame  # every table column as String, then record_number
-    rejects: pl.DataFrame  # "<json>" / "<file>" rejects
+    found: _Found  # "<json>" / "<file>" rejects, and lone surrogates found by json
     records_read: int
-
-
-@dataclass
-class _Piece:
-    """Part of a JSON Lines file: read by Polars (`frame`) or line by line (the rest)."""
-
-    frame: pl.DataFrame | None = None
-    count: int = 0  # records (non-blank lines) in the piece
-    good_lines: list[bytes] = field(default_factory=list)
-    good_records: list[dict[str, Any]] = field(default_factory=list)
-    good_numbers: list[int] = field(default_factory=list)  # 1-based within the piece
-    rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (number in piece, ...)
 
 
 def _last_non_ws(data: bytes, end: int) -> int:
@@ -164,28 +322,33 @@ def _wrapped_array(data: bytes, start: int, last: int) -> tuple[int, int] | None
 
 
 class _Reader:
-    def __init__(self, spec: SourceTable, source_file: str) -> None:
+    def __init__(self, spec: SourceTable, source_file: str, cap: int) -> None:
         self.spec = spec
         self.source_file = source_file
+        self.cap = cap
         self.schema: dict[str, pl.DataType] = {c: pl.String() for c in spec.columns}
 
     # -- shapes --------------------------------------------------------------------------------
 
     def empty(self) -> _Raw:
-        return _Raw(self._numbered(self._no_rows(), 1), self._no_rejects(), 0)
+        return _Raw(self._numbered(self._no_rows(), 1), _Found(self.cap), 0)
 
     def array(self, data: bytes, start: int, end: int) -> _Raw:
         """The array data[start:end] (brackets included) of a bare or wrapped file."""
         body = data[start + 1 : end - 1]
+        if _SURROGATE_ESCAPE.search(body):
+            return self.document(data)
         for join_lines in (False, True) if b"\n" in body else (False,):
             try:
                 frame = pl.read_ndjson(_array_as_lines(body, join_lines), schema=self.schema)
             except _READ_ERRORS:
                 continue
-            return _Raw(self._numbered(frame, 1), self._no_rejects(), frame.height)
+            return _Raw(self._numbered(frame, 1), _Found(self.cap), frame.height)
         return self.document(data)
 
     def lines(self, data: bytes) -> _Raw:
+        if _SURROGATE_ESCAPE.search(data):
+            return self._lines_slow(data)
         try:
             frame = pl.read_ndjson(data, schema=self.schema)
         except _READ_ERRORS:
@@ -194,17 +357,24 @@ class _Reader:
             # A single object holding none of the table's fields: perhaps a wrapper with other
             # keys (`{"sales_order": [...], "count": 3}`), or not records at all.
             return self.document(data)
-        return _Raw(self._numbered(frame, 1), self._no_rejects(), frame.height)
+        return _Raw(self._numbered(frame, 1), _Found(self.cap), frame.height)
 
     def document(self, data: bytes, from_lines: bool = False) -> _Raw:
         """Slow path: the whole file through json.loads, then classified."""
         try:
             doc = json.loads(data)
-        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
             first = _NOT_WS.search(data)
-            if not from_lines and first is not None and data[first.start()] == ord("{"):
-                return self._lines_slow(data, from_document=True)
-            return self._file_reject(f"not valid JSON: {exc}", data)
+            if not from_lines and first is not None:
+                several_lines = b"\n" in data[first.start() : _last_non_ws(data, len(data))]
+                if data[first.start()] == ord("{") or several_lines:
+                    # JSON Lines with a bad line (even the first one): keep the good ones
+                    return self._lines_slow(data, from_document=True)
+            if isinstance(exc, RecursionError):
+                return self._file_reject("too deep", "JSON nested too deep to read", data)
+            if isinstance(exc, UnicodeDecodeError):
+                return self._file_reject("not UTF-8", f"not valid UTF-8: {exc}", data)
+            return self._file_reject("not valid JSON", f"not valid JSON: {exc}", data)
         return self._from_document(doc, data)
 
     # -- slow paths ----------------------------------------------------------------------------
@@ -216,8 +386,9 @@ class _Reader:
                 return self._from_values(next(iter(doc.values())), data)
             if any(c in doc for c in self.spec.columns):
                 return self._from_values([doc], data)
-            keys = ", ".join(repr(k) for k in list(doc)[:5])
+            keys = ", ".join(_clip(repr(k), _MAX_QUOTED) for k in list(doc)[:5])
             return self._file_reject(
+                "not records",
                 f'JSON object is neither {{"{name}": [records]}} nor a {name} record '
                 f"(keys: {keys or 'none'})",
                 data,
@@ -225,6 +396,7 @@ class _Reader:
         if isinstance(doc, list):
             return self._from_values(doc, data)
         return self._file_reject(
+            "not records",
             f"JSON document is {_json_kind(doc)}, expected records "
             f'(an array, {{"{name}": [...]}} or JSON Lines)',
             data,
@@ -233,51 +405,180 @@ class _Reader:
     def _from_values(self, values: list[Any], data: bytes) -> _Raw:
         if values and not any(isinstance(v, dict) for v in values):
             return self._file_reject(
-                f"JSON array holds no objects (first element is {_json_kind(values[0])})", data
+                "not records",
+                f"JSON array holds no objects (first element is {_json_kind(values[0])})",
+                data,
             )
+        found = _Found(self.cap)
         records: list[dict[str, Any]] = []
         numbers: list[int] = []
-        rejects: list[tuple[int, str, str]] = []
         for number, value in enumerate(values, start=1):
             if isinstance(value, dict):
                 records.append(value)
                 numbers.append(number)
             else:
-                text = json.dumps(value)
-                rejects.append((number, f"record is not a JSON object: {_json_kind(value)}", text))
-        return _Raw(self._from_dicts(records, numbers), self._json_rejects(rejects), len(values))
+                found.records += 1
+                detail = found.wants_detail  # describing a value costs: only the first ones
+                found.add(
+                    number,
+                    JSON_FIELD,
+                    "not a JSON object",
+                    f"record is not a JSON object: {_json_kind(value)}" if detail else "",
+                    _dumps(value) if detail else None,
+                )
+        frame = self._from_dicts(records, numbers, found)
+        return _Raw(frame, found, len(values))
 
     def _lines_slow(self, data: bytes, from_document: bool = False) -> _Raw:
-        """JSON Lines that Polars could not read as a whole: find the bad lines."""
+        """JSON Lines that Polars could not read as a whole: find the bad lines, vectorised.
+
+        Every line is classified at once (Polars' JSON parser says which lines are JSON, a
+        Python pass which are not UTF-8), the good ones are read by Polars in one go, and only
+        lines holding a surrogate escape go through json one by one. Cost: a few reads of the
+        file, however many lines are bad.
+        """
         if not from_document and self._first_line_is_bad(data):
             # Perhaps not JSON Lines at all but one pretty-printed document.
             whole = self._try_document(data)
             if whole is not None:
                 return whole
-        pieces: list[_Piece] = []
-        self._split_read(data, 0, len(data), pieces, known_bad=True)
+        lines = data.split(b"\n")
+        bad_utf8: dict[int, tuple[str, bytes]] = {}  # line index -> (problem, the line)
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            for index, line in enumerate(lines):
+                if not line.isascii():
+                    try:
+                        line.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        bad_utf8[index] = (str(exc), line)
+                        lines[index] = b"\x00"  # a stand-in that is neither blank nor JSON
+        utf8 = pl.Series("utf8", [True] * len(lines), dtype=pl.Boolean())
+        if bad_utf8:
+            utf8 = utf8.scatter(list(bad_utf8), False)
+        text = pl.Series("line", lines, dtype=pl.Binary()).cast(pl.String())
+        column = pl.col("line")
+        frame = pl.DataFrame([text, utf8]).with_columns(
+            column.str.contains(r"[^ \t\r\n]").alias("present"),
+            column.str.json_path_match("$").is_not_null().alias("json"),
+            column.str.contains(r"^[ \t\r\n]*\{").alias("object"),
+            column.str.contains(_SURROGATE_ESCAPE_TEXT).alias("escape"),
+        )
+        del text
+        frame = frame.with_columns(
+            pl.col("present").cum_sum().cast(pl.Int64()).alias(RECORD_NUMBER),
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int64()).alias("line_number"),
+        )
+        present = frame.filter(pl.col("present"))
+        del frame
+        records_read = present.height
+        readable = pl.col("utf8") & pl.col("json") & pl.col("object")
         frames: list[pl.DataFrame] = []
-        rejects: list[tuple[int, str, str]] = []
-        offset = 0
-        for piece in pieces:
-            if piece.frame is not None:
-                frames.append(self._numbered(piece.frame, offset + 1))
+        # Lines json reads one by one: those with a surrogate escape (Polars reads a lone one
+        # as U+0000), or every readable line if Polars cannot read the lines it called good.
+        by_json = pl.col("utf8") & pl.col("escape")  # Polars cannot judge these lines
+        good = present.filter(readable & ~pl.col("escape"))
+        if good.height:
+            # the original bytes, joined (cheaper than joining the text and encoding it)
+            body = b"\n".join([lines[i - 1] for i in good["line_number"].to_list()])
+            try:
+                read = pl.read_ndjson(body, schema=self.schema)
+            except _READ_ERRORS:
+                read = None
+            if read is not None and read.height == good.height:
+                frames.append(read.with_columns(good[RECORD_NUMBER]))
             else:
-                frames.append(
-                    self._lines_or_dicts(
-                        piece.good_lines,
-                        piece.good_records,
-                        [offset + n for n in piece.good_numbers],
-                    )
+                by_json = pl.col("utf8") & (pl.col("escape") | readable)
+        del good, lines
+        # Every other line is a reject, its kind told by Polars' verdict: counted at once, and
+        # only the first ones described (json.loads gives the message).
+        kind = (
+            pl.when(~pl.col("utf8"))
+            .then(pl.lit("invalid UTF-8"))
+            .when(~pl.col("json"))
+            .then(pl.lit("invalid JSON"))
+            .otherwise(pl.lit("not a JSON object"))
+        )
+        others = present.filter(~readable | by_json).with_columns(
+            by_json.alias("by_json"), kind.alias("kind")
+        )
+        del present
+        rejected = others.filter(~pl.col("by_json"))
+        found = _Found(self.cap)
+        for kind_name, count in rejected.group_by("kind").len().iter_rows():
+            found.tally[(JSON_FIELD, kind_name)] += count
+        found.records += rejected.height
+        visit = others.filter(
+            pl.col("by_json") | ((~pl.col("by_json")).cum_sum() <= self.cap)
+        ).select("line", RECORD_NUMBER, "line_number", "by_json", "kind")
+        records: list[dict[str, Any]] = []
+        record_numbers: list[int] = []
+        for line, number, line_number, json_reads, kind_name in visit.iter_rows():
+            if not json_reads:
+                found.describe(
+                    number,
+                    JSON_FIELD,
+                    *self._line_problem(
+                        kind_name, line, line_number, bad_utf8.get(line_number - 1)
+                    ),
                 )
-                rejects += [(offset + n, reason, text) for n, reason, text in piece.rejects]
-            offset += piece.count
-        frame = pl.concat(frames) if frames else self._numbered(self._no_rows(), 1)
-        if rejects and not frame.height:
+                continue
+            try:
+                value = json.loads(line)
+            except (ValueError, RecursionError) as exc:  # Polars and json disagree: json wins
+                message = "nested too deep" if isinstance(exc, RecursionError) else str(exc)
+                found.records += 1
+                found.add(
+                    number,
+                    JSON_FIELD,
+                    "invalid JSON",
+                    f"invalid JSON on line {line_number}: {message}",
+                    line.strip(),
+                )
+                continue
+            if not isinstance(value, dict):
+                found.records += 1
+                found.add(
+                    number,
+                    JSON_FIELD,
+                    "not a JSON object",
+                    f"line {line_number} is not a JSON object: {_json_kind(value)}",
+                    line.strip(),
+                )
+                continue
+            records.append(value)
+            record_numbers.append(number)
+        if records:
+            frames.append(self._from_dicts(records, record_numbers, found))
+        if found.tally and not frames:
             # Not one line is a JSON object: this is not JSON Lines, but junk (or a truncated
             # document); one "<file>" reject says so better than a reject per line.
             return self.document(data, from_lines=True)
-        return _Raw(frame, self._json_rejects(rejects), offset)
+        rows = (
+            pl.concat(frames).sort(RECORD_NUMBER) if frames else self._numbered(self._no_rows(), 1)
+        )
+        found.detail.sort(key=lambda d: d[0])
+        return _Raw(rows, found, records_read)
+
+    @staticmethod
+    def _line_problem(
+        kind: str, line: str, line_number: int, utf8_problem: tuple[str, bytes] | None
+    ) -> tuple[str, str]:
+        """(reason, raw value) of a line Polars could not take as a record."""
+        if utf8_problem is not None:
+            problem, original = utf8_problem
+            return f"invalid UTF-8 on line {line_number}: {problem}", _decode(original.strip())
+        raw = line.strip()
+        try:
+            value = json.loads(line)
+        except RecursionError:
+            return f"invalid JSON on line {line_number}: nested too deep", raw
+        except ValueError as exc:
+            return f"invalid JSON on line {line_number}: {exc}", raw
+        if kind == "invalid JSON":  # json reads it, Polars does not (NaN, 1e400, ...)
+            return f"invalid JSON on line {line_number}: not strict JSON", raw
+        return f"line {line_number} is not a JSON object: {_json_kind(value)}", raw
 
     def _first_line_is_bad(self, data: bytes) -> bool:
         start = 0
@@ -288,93 +589,51 @@ class _Reader:
             if _NOT_WS.search(line):
                 try:
                     json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     return True
                 return False
             start = end + 1
         return False
 
-    def _split_read(
-        self, data: bytes, lo: int, hi: int, out: list[_Piece], known_bad: bool
-    ) -> None:
-        """Read data[lo:hi] (whole lines) with Polars; split what it cannot read, and recurse.
-
-        A part is split in _SPLIT_PARTS at line ends, so one bad line costs about one more read
-        of the file, not one per halving; small parts are parsed line by line.
-        """
-        if not known_bad:
-            try:
-                frame = pl.read_ndjson(data[lo:hi], schema=self.schema)
-            except _READ_ERRORS:
-                pass
-            else:
-                out.append(_Piece(frame=frame, count=frame.height))
-                return
-        if hi - lo <= _MIN_SPLIT_BYTES:
-            out.append(self._line_by_line(data, lo, hi))
-            return
-        bounds = [lo]
-        for part in range(1, _SPLIT_PARTS):
-            line_end = data.find(b"\n", max(bounds[-1], lo + (hi - lo) * part // _SPLIT_PARTS), hi)
-            if line_end == -1 or line_end + 1 >= hi:
-                break
-            bounds.append(line_end + 1)
-        bounds.append(hi)
-        if len(bounds) == 2:  # one long line
-            out.append(self._line_by_line(data, lo, hi))
-            return
-        for part_lo, part_hi in itertools.pairwise(bounds):
-            if part_hi > part_lo:
-                self._split_read(data, part_lo, part_hi, out, known_bad=False)
-
-    def _line_by_line(self, data: bytes, lo: int, hi: int) -> _Piece:
-        piece = _Piece()
-        first_line = data.count(b"\n", 0, lo) + 1
-        for index, line in enumerate(data[lo:hi].split(b"\n")):
-            if not _NOT_WS.search(line):
-                continue
-            piece.count += 1
-            line_number = first_line + index
-            try:
-                value = json.loads(line)
-            except ValueError as exc:
-                reason = f"invalid JSON on line {line_number}: {exc}"
-                piece.rejects.append((piece.count, reason, _decode(line).strip()))
-                continue
-            if not isinstance(value, dict):
-                reason = f"line {line_number} is not a JSON object: {_json_kind(value)}"
-                piece.rejects.append((piece.count, reason, _decode(line).strip()))
-                continue
-            piece.good_lines.append(line)
-            piece.good_records.append(value)
-            piece.good_numbers.append(piece.count)
-        return piece
-
     def _try_document(self, data: bytes) -> _Raw | None:
         try:
             doc = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         return self._from_document(doc, data)
 
-    def _lines_or_dicts(
-        self, lines: list[bytes], records: list[dict[str, Any]], numbers: list[int]
+    def _from_dicts(
+        self, records: list[dict[str, Any]], numbers: list[int], found: _Found
     ) -> pl.DataFrame:
-        """Good lines back through Polars (same text forms as the fast path); else json's dicts."""
-        if lines:
-            try:
-                frame = pl.read_ndjson(b"\n".join(lines), schema=self.schema)
-            except _READ_ERRORS:
-                frame = None
-            if frame is not None and frame.height == len(lines):
-                return frame.with_columns(pl.Series(RECORD_NUMBER, numbers, dtype=pl.Int64()))
-        return self._from_dicts(records, numbers)
+        """Records decoded by json, each value rendered as the text Polars would have given.
 
-    def _from_dicts(self, records: list[dict[str, Any]], numbers: list[int]) -> pl.DataFrame:
-        """Records decoded by json, each value rendered as the text Polars would have given."""
-        columns = {c: [_as_text(r.get(c)) for r in records] for c in self.spec.columns}
+        A string holding a lone surrogate (`"\\ud800"`, which json keeps as is) rejects its
+        record: it is not text, and storing it would change it.
+        """
+        kept: list[dict[str, Any]] = []
+        kept_numbers: list[int] = []
+        for record, number in zip(records, numbers, strict=True):
+            bad = False
+            for column in self.spec.columns:
+                value = record.get(column)
+                text = _as_text(value)
+                if text is not None and _SURROGATE_CHAR.search(text):
+                    bad = True
+                    found.add(
+                        number,
+                        column,
+                        LONE_SURROGATE,
+                        f"{LONE_SURROGATE}: {_clip(_dumps(value), _MAX_QUOTED)}",
+                        _dumps(value),
+                    )
+            if bad:
+                found.records += 1
+            else:
+                kept.append(record)
+                kept_numbers.append(number)
+        columns = {c: [_as_text(r.get(c)) for r in kept] for c in self.spec.columns}
         frame = pl.DataFrame(columns, schema=self.schema)
-        return frame.with_columns(pl.Series(RECORD_NUMBER, numbers, dtype=pl.Int64()))
+        return frame.with_columns(pl.Series(RECORD_NUMBER, kept_numbers, dtype=pl.Int64()))
 
     # -- frames --------------------------------------------------------------------------------
 
@@ -387,37 +646,10 @@ class _Reader:
         )
         return frame.with_columns(numbers.alias(RECORD_NUMBER))
 
-    def _no_rejects(self) -> pl.DataFrame:
-        return pl.DataFrame(schema=REJECTS)
-
-    def _json_rejects(self, rejects: list[tuple[int, str, str]]) -> pl.DataFrame:
-        if not rejects:
-            return self._no_rejects()
-        return pl.DataFrame(
-            {
-                "source_file": [self.source_file] * len(rejects),
-                "source_table": [self.spec.name] * len(rejects),
-                "record_number": [r[0] for r in rejects],
-                "field": [JSON_FIELD] * len(rejects),
-                "reason": [r[1] for r in rejects],
-                "raw_value": [_clip(r[2], _MAX_RAW_RECORD) for r in rejects],
-            },
-            schema=REJECTS,
-        )
-
-    def _file_reject(self, reason: str, data: bytes) -> _Raw:
-        reject = pl.DataFrame(
-            {
-                "source_file": [self.source_file],
-                "source_table": [self.spec.name],
-                "record_number": [0],
-                "field": [FILE_FIELD],
-                "reason": [reason],
-                "raw_value": [_clip(_decode(data[: _MAX_RAW_RECORD * 4]), _MAX_RAW_RECORD)],
-            },
-            schema=REJECTS,
-        )
-        return _Raw(self._numbered(self._no_rows(), 1), reject, 0)
+    def _file_reject(self, kind: str, reason: str, data: bytes) -> _Raw:
+        found = _Found(self.cap)
+        found.add(0, FILE_FIELD, kind, reason, _decode(data[: _MAX_RAW_VALUE * 4]))
+        return _Raw(self._numbered(self._no_rows(), 1), found, 0)
 
 
 def _array_as_lines(body: bytes, join_lines: bool) -> bytes:
@@ -447,7 +679,15 @@ def _as_text(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    return json.dumps(value)
+    return _dumps(value)
+
+
+def _dumps(value: Any) -> str:
+    """A decoded JSON value as JSON text (ASCII: a lone surrogate stays an escape)."""
+    try:
+        return json.dumps(value)
+    except (ValueError, RecursionError):  # nested deeper than the encoder goes
+        return "<value nested too deep to show>"
 
 
 def _json_kind(value: Any) -> str:
@@ -458,7 +698,7 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, int | float):
         return f"a number ({_clip(repr(value), _MAX_QUOTED)})"
     if isinstance(value, str):
-        return f"a string ({_clip(json.dumps(value), _MAX_QUOTED)})"
+        return f"a string ({_clip(_dumps(value), _MAX_QUOTED)})"
     if isinstance(value, list):
         return "an array"
     return "an object"
@@ -470,6 +710,11 @@ def _decode(data: bytes) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _clip_raw(text: str) -> str:
+    """A raw_value: at most _MAX_RAW_VALUE characters, the last one "…" if it was cut."""
+    return text if len(text) <= _MAX_RAW_VALUE else text[: _MAX_RAW_VALUE - 1] + "…"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,51 +730,176 @@ class _Column:
     # Ways to read a value, in order. The first that reads a column's sample value is run on
     # the whole column; the others only on the values it could not read, each on what is left.
     parsers: Sequence[_Parser]
-    describe: Callable[[pl.Expr], pl.Expr]  # raw text of an unreadable value -> reason
+    kind: Callable[[pl.Expr], pl.Expr]  # raw text of an unreadable value -> kind of problem
 
 
-def _type_rows(
-    raw: pl.DataFrame, spec: SourceTable, source_file: str
-) -> tuple[pl.DataFrame, pl.DataFrame]:
+@dataclass(frozen=True)
+class _Typed:
+    rows: pl.DataFrame  # the good rows, typed
+    details: pl.DataFrame  # _DETAIL: the first problems (at most the cap), in record order
+    counts: pl.DataFrame  # REJECT_COUNTS: every problem
+    bad_records: int  # rows with at least one problem
+
+
+def _type_rows(raw: pl.DataFrame, spec: SourceTable, limits: ParseLimits) -> _Typed:
+    """Cast every column; values that cannot be read, are missing, or are implausible reject
+    their row. Problems are counted exactly, but only the first `max_reject_details` of each
+    column are described (a file of a million empty records costs counts, not 12M rows)."""
+    cap = limits.max_reject_details
     readers = {c: _column_reader(dtype) for c, dtype in spec.columns.items()}
     chosen = {c: _choose(readers[c].parsers, raw.get_column(c)) for c in spec.columns}
     casts = [chosen[c](pl.col(c)).alias(c) for c in spec.columns]
     # Lazy: the engine runs the column casts in parallel (markedly faster than an eager select).
     typed = raw.lazy().select(*casts, pl.col(RECORD_NUMBER)).collect()
-    problems: list[pl.DataFrame] = []  # row_index, record_number, field, reason, raw_value
+    bad = pl.repeat(False, raw.height, dtype=pl.Boolean(), eager=True)
+    details: list[pl.DataFrame] = []
+    counts: list[pl.DataFrame] = []
+
+    def problems(column: str, rows: pl.Series, kinds: pl.Series | str, reason: _Reason) -> None:
+        """Rows (indices) with a problem in `column`: all counted, the first `cap` described.
+        `kinds`: the kind of each problem, or one kind for all."""
+        nonlocal bad
+        if not len(rows):
+            return
+        bad = bad.scatter(rows, True)
+        if isinstance(kinds, str):
+            counts.append(
+                pl.DataFrame([(column, kinds, len(rows))], schema=REJECT_COUNTS, orient="row")
+            )
+            kinds = pl.repeat(kinds, min(cap, len(rows)), dtype=pl.String(), eager=True)
+        else:
+            counts.append(
+                kinds.to_frame("reason")
+                .group_by("reason")
+                .len("count")
+                .select(
+                    pl.lit(column, dtype=pl.String()).alias("field"),
+                    pl.col("reason"),
+                    pl.col("count").cast(pl.Int64()),
+                )
+            )
+        first = rows.head(cap)
+        frame = pl.DataFrame(
+            {
+                RECORD_NUMBER: raw.get_column(RECORD_NUMBER).gather(first),
+                "kind": kinds.head(cap),
+                "value": raw.get_column(column).gather(first),
+            }
+        )
+        details.append(
+            frame.select(
+                pl.col(RECORD_NUMBER),
+                pl.lit(column, dtype=pl.String()).alias("field"),
+                reason(pl.col("kind"), pl.col("value")).alias("reason"),
+                _clip_raw_expr(pl.col("value")).alias("raw_value"),
+                pl.lit(len(details), dtype=pl.Int64()).alias("order"),
+            )
+        )
+
     for column, dtype in spec.columns.items():
         source = raw.get_column(column)
         if column not in spec.nullable and source.null_count():
-            missing = source.is_null().arg_true()
-            problems.append(_problems(raw, missing, column, None, None))
+            problems(column, source.is_null().arg_true(), MISSING_REASON, _missing_reason)
         result = typed.get_column(column)
-        if result.null_count() == source.null_count():
-            continue  # the chosen parser read every value present
-        failed = (result.is_null() & source.is_not_null()).arg_true()
-        values = source.gather(failed)
-        others = [p for p in readers[column].parsers if p is not chosen[column]]
-        recovered = _first_success(values, others, dtype)
-        read = recovered.is_not_null()
-        if read.any():
-            typed = typed.with_columns(result.scatter(failed.filter(read), recovered.filter(read)))
-        if not read.all():
-            bad = values.filter(~read)
-            reasons = _apply(readers[column].describe, bad)
-            problems.append(_problems(raw, failed.filter(~read), column, reasons, bad))
-    if not problems:
-        return typed, pl.DataFrame(schema=REJECTS)
-    found = pl.concat(problems).sort("row_index", maintain_order=True)
-    bad_rows = found.get_column("row_index").unique()
-    keep = pl.repeat(True, raw.height, dtype=pl.Boolean(), eager=True).scatter(bad_rows, False)
-    rejects = found.select(
-        pl.lit(source_file, dtype=pl.String()).alias("source_file"),
-        pl.lit(spec.name, dtype=pl.String()).alias("source_table"),
-        pl.col(RECORD_NUMBER),
-        pl.col("field"),
-        pl.col("reason"),
-        pl.col("raw_value"),
+        if result.null_count() != source.null_count():
+            failed = (result.is_null() & source.is_not_null()).arg_true()
+            values = source.gather(failed)
+            others = [p for p in readers[column].parsers if p is not chosen[column]]
+            recovered = _first_success(values, others, dtype)
+            read = recovered.is_not_null()
+            if read.any():
+                result = result.scatter(failed.filter(read), recovered.filter(read))
+                typed = typed.with_columns(result)
+            if not read.all():
+                unread = values.filter(~read)
+                kinds = unread.to_frame("v").with_columns(
+                    readers[column].kind(pl.col("v")).alias("k")
+                )["k"]
+                problems(column, failed.filter(~read), kinds, _quoted_reason)
+        implausible = _implausible(result, dtype, limits)
+        if implausible is not None:
+            problems(column, implausible.arg_true(), IMPLAUSIBLE_DATE, _window_reason(limits))
+        if dtype == pl.String():
+            too_long = (source.str.len_chars() > limits.max_string_chars).fill_null(False)
+            if too_long.any():
+                kind = f"string longer than {limits.max_string_chars} characters"
+                problems(column, too_long.arg_true(), kind, _length_reason)
+    no_counts = pl.DataFrame(schema=REJECT_COUNTS)
+    if not details:
+        return _Typed(typed, pl.DataFrame(schema=_DETAIL), no_counts, 0)
+    found = (
+        pl.concat(details)
+        .sort([RECORD_NUMBER, "order"], maintain_order=True)
+        .head(cap)
+        .drop("order")
     )
-    return typed.filter(keep), rejects
+    return _Typed(
+        rows=typed.filter(~bad),
+        details=found,
+        counts=pl.concat(counts),
+        bad_records=int(bad.sum()),
+    )
+
+
+_Reason = Callable[[pl.Expr, pl.Expr], pl.Expr]  # (kind, raw value) -> reason
+
+
+def _clipped(e: pl.Expr) -> pl.Expr:
+    return (
+        pl.when(e.str.len_chars() > _MAX_QUOTED)
+        .then(pl.concat_str(e.str.slice(0, _MAX_QUOTED), pl.lit("…")))
+        .otherwise(e)
+    )
+
+
+def _clip_raw_expr(e: pl.Expr) -> pl.Expr:
+    return (
+        pl.when(e.str.len_chars() > _MAX_RAW_VALUE)
+        .then(pl.concat_str(e.str.slice(0, _MAX_RAW_VALUE - 1), pl.lit("…")))
+        .otherwise(e)
+    )
+
+
+def _missing_reason(kind: pl.Expr, value: pl.Expr) -> pl.Expr:
+    return kind
+
+
+def _quoted_reason(kind: pl.Expr, value: pl.Expr) -> pl.Expr:
+    """`kind: 'value'`, the value clipped to _MAX_QUOTED characters."""
+    return pl.concat_str(kind, pl.lit(": '"), _clipped(value), pl.lit("'"))
+
+
+def _window_reason(limits: ParseLimits) -> _Reason:
+    def reason(kind: pl.Expr, value: pl.Expr) -> pl.Expr:
+        return pl.concat_str(
+            kind, pl.lit(": '"), _clipped(value), pl.lit(f"' is outside {limits.window}")
+        )
+
+    return reason
+
+
+def _length_reason(kind: pl.Expr, value: pl.Expr) -> pl.Expr:
+    return pl.concat_str(
+        kind,
+        pl.lit(" ("),
+        value.str.len_chars().cast(pl.String()),
+        pl.lit("): '"),
+        _clipped(value),
+        pl.lit("'"),
+    )
+
+
+def _implausible(values: pl.Series, dtype: pl.DataType, limits: ParseLimits) -> pl.Series | None:
+    """Where a read date or timestamp falls outside the plausible window (None: no such)."""
+    if isinstance(dtype, pl.Datetime):
+        low: date | datetime = limits.min_timestamp
+        high: date | datetime = limits.max_timestamp
+    elif dtype == pl.Date():
+        low, high = limits.min_date, limits.max_date
+    else:
+        return None
+    outside = (~values.is_between(low, high)).fill_null(False)
+    return outside if outside.any() else None
 
 
 def _apply(parser: _Parser, values: pl.Series) -> pl.Series:
@@ -561,37 +931,13 @@ def _first_success(values: pl.Series, parsers: Iterable[_Parser], dtype: pl.Data
     return out
 
 
-def _problems(
-    raw: pl.DataFrame,
-    rows: pl.Series,
-    column: str,
-    reasons: pl.Series | None,
-    raw_values: pl.Series | None,
-) -> pl.DataFrame:
-    """Rejects of one column; no reasons = missing required field."""
-    n = len(rows)
-    if reasons is None:
-        reasons = pl.Series([MISSING_REASON] * n, dtype=pl.String())
-    return pl.DataFrame(
-        {
-            "row_index": rows.cast(pl.Int64()),
-            RECORD_NUMBER: raw.get_column(RECORD_NUMBER).gather(rows),
-            "field": pl.Series([column] * n, dtype=pl.String()),
-            "reason": reasons,
-            "raw_value": raw_values
-            if raw_values is not None
-            else pl.Series([None] * n, dtype=pl.String()),
-        }
-    )
-
-
 def _column_reader(dtype: pl.DataType) -> _Column:
     if dtype == pl.String():
-        return _Column((lambda e: e,), lambda e: e)
+        return _Column((lambda e: e,), lambda e: pl.lit("unreadable string"))
     if isinstance(dtype, pl.Datetime):
-        return _Column(_timestamp_parsers(dtype.time_unit), _quoted("not a timestamp"))
+        return _Column(_timestamp_parsers(dtype.time_unit), _constant("not a timestamp"))
     if dtype == pl.Date():
-        return _Column(_date_parsers(), _quoted("not a date"))
+        return _Column(_date_parsers(), _constant("not a date"))
     if isinstance(dtype, pl.Decimal):
         return _decimal_reader(dtype)
     if dtype.is_integer():
@@ -602,23 +948,13 @@ def _column_reader(dtype: pl.DataType) -> _Column:
                 lambda e: e.cast(dtype, strict=False),
                 lambda e: e.str.strip_chars().cast(dtype, strict=False),
             ),
-            _quoted("not a number"),
+            _constant("not a number"),
         )
     raise TypeError(f"no reader for source column type {dtype}")
 
 
-def _quoted(prefix: str) -> Callable[[pl.Expr], pl.Expr]:
-    """value -> `prefix: 'value'`, the value clipped to _MAX_QUOTED characters."""
-
-    def reason(e: pl.Expr) -> pl.Expr:
-        clipped = (
-            pl.when(e.str.len_chars() > _MAX_QUOTED)
-            .then(pl.concat_str(e.str.slice(0, _MAX_QUOTED), pl.lit("…")))
-            .otherwise(e)
-        )
-        return pl.concat_str(pl.lit(f"{prefix}: '"), clipped, pl.lit("'"))
-
-    return reason
+def _constant(kind: str) -> Callable[[pl.Expr], pl.Expr]:
+    return lambda e: pl.lit(kind, dtype=pl.String())
 
 
 # -- timestamps and dates -----------------------------------------------------------------------
@@ -683,15 +1019,15 @@ def _decimal_reader(dtype: pl.Decimal) -> _Column:
             .cast(dtype, strict=False)
         )
 
-    def describe(e: pl.Expr) -> pl.Expr:
+    def kind(e: pl.Expr) -> pl.Expr:
         number = e.str.strip_chars().cast(pl.Float64(), strict=False)
         return (
             pl.when(number.is_finite().fill_null(False))
-            .then(_quoted(f"out of range for decimal({precision},{scale})")(e))
-            .otherwise(_quoted("not a decimal")(e))
+            .then(pl.lit(f"out of range for decimal({precision},{scale})"))
+            .otherwise(pl.lit("not a decimal"))
         )
 
-    return _Column((cast, lambda e: cast(e.str.strip_chars())), describe)
+    return _Column((cast, lambda e: cast(e.str.strip_chars())), kind)
 
 
 def _integer_reader(dtype: pl.DataType) -> _Column:
@@ -709,14 +1045,14 @@ def _integer_reader(dtype: pl.DataType) -> _Column:
         as_int = pl.coalesce(exact, whole.cast(pl.Int64(), strict=False))
         return pl.when(value.is_between(low, high)).then(as_int).cast(dtype, strict=False)
 
-    def describe(e: pl.Expr) -> pl.Expr:
+    def kind(e: pl.Expr) -> pl.Expr:
         return (
             pl.when(whole_number(e).is_not_null())
-            .then(_quoted(f"out of range for {str(dtype).lower()}")(e))
-            .otherwise(_quoted("not an integer")(e))
+            .then(pl.lit(f"out of range for {str(dtype).lower()}"))
+            .otherwise(pl.lit("not an integer"))
         )
 
-    return _Column((lambda e: e.cast(dtype, strict=False), lenient), describe)
+    return _Column((lambda e: e.cast(dtype, strict=False), lenient), kind)
 
 
 _INT_RANGES: dict[pl.DataType, tuple[int, int]] = {

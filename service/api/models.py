@@ -1,16 +1,31 @@
 """Request and response bodies of the control-plane API (pydantic models, shown in OpenAPI).
 
 Decimals are serialised as JSON strings (pydantic's default), dates and timestamps as ISO 8601.
-Timestamps are naive UTC, like the tables store them.
+The tables store naive UTC timestamps; the API serves them with their zone (`Z`), as the
+published `date-time` format requires.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from service.settings import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+"""A timestamp served with its zone: naive values (the tables' naive UTC) are marked UTC."""
+
+# S3's longest key; longer keys or prefixes cannot name an ingestion file.
+MAX_KEY_LENGTH = 1024
+IngestionKey = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
 
 # busy: another run held the lease (its wake marker asked that run to do this one's work);
 # interrupted: SIGINT/SIGTERM; abandoned: its process died (or was paused) holding the lease.
@@ -39,8 +54,8 @@ class Run(BaseModel):
     run_id: str
     status: RunStatus
     trigger: str = Field(description="api, reprocess, maintenance, cli, s3, schedule, …")
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
     duration_seconds: float | None = None
     files_applied: int = 0
     files_rejected: int = 0
@@ -62,13 +77,13 @@ class IngestionFile(BaseModel):
     status: FileStatus
     source_table: str | None = None
     kind: str | None = Field(None, description="baseline | updated")
-    file_timestamp: datetime | None = None
+    file_timestamp: UtcDatetime | None = None
     size_bytes: int | None = None
     records_read: int | None = None
     rows_rejected: int | None = None
     reason: str | None = None
     run_id: str | None = Field(None, description="The run that recorded the outcome")
-    recorded_at: datetime | None = None
+    recorded_at: UtcDatetime | None = None
 
 
 class FilePage(BaseModel):
@@ -91,8 +106,8 @@ class ReprocessRequest(BaseModel):
         },
     )
 
-    keys: list[str] | None = Field(None, min_length=1, max_length=10_000)
-    prefix: str | None = Field(None, min_length=1)
+    keys: list[IngestionKey] | None = Field(None, min_length=1, max_length=10_000)
+    prefix: IngestionKey | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> ReprocessRequest:
@@ -105,7 +120,10 @@ class MaintenanceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     retention_days: int | None = Field(
-        None, ge=0, description="Time-travel window to keep; default TOTESYS_RETENTION_DAYS"
+        None,
+        ge=RETENTION_DAYS_MIN,
+        le=RETENTION_DAYS_MAX,
+        description="Time-travel window to keep (days, 1 to 3650); default TOTESYS_RETENTION_DAYS",
     )
 
 
@@ -114,13 +132,13 @@ class TableSummary(BaseModel):
     path: str
     version: int
     rows: int
-    last_commit: datetime | None
+    last_commit: UtcDatetime | None
     last_operation: str | None
 
 
 class TableVersion(BaseModel):
     version: int
-    timestamp: datetime | None
+    timestamp: UtcDatetime | None
     operation: str | None
     operation_parameters: dict[str, Any] = Field(default_factory=dict)
     operation_metrics: dict[str, Any] = Field(default_factory=dict)
@@ -160,7 +178,7 @@ class SaleVersion(BaseModel):
     agreed_payment_date: date | None
     agreed_delivery_date: date | None
     agreed_delivery_location_id: int | None
-    last_updated: datetime
+    last_updated: UtcDatetime
     change_type: Literal["insert", "update", "delete"]
     source_file: str | None
     run_id: str | None
@@ -173,6 +191,6 @@ class SaleHistory(BaseModel):
 
 class SaleState(BaseModel):
     sales_order_id: int
-    as_of: datetime | None
+    as_of: UtcDatetime | None
     state: Literal["current"] = "current"
     sale: SaleVersion

@@ -29,6 +29,7 @@ H = timedelta(hours=1)
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    (tmp_path / "ingestion").mkdir(exist_ok=True)  # empty, not missing (missing is an error)
     return Settings(
         ingestion_uri=str(tmp_path / "ingestion"),
         processed_uri=str(tmp_path / "processed"),

@@ -72,7 +72,9 @@ def _app(tmp_path: Path, token: str | None) -> TestClient:
     settings = Settings(
         ingestion_uri=str(tmp_path / "i"), processed_uri=str(tmp_path / "p"), api_token=token
     )
-    return TestClient(create_app(settings), client=("127.0.0.1", 40000))
+    return TestClient(
+        create_app(settings), client=("127.0.0.1", 40000), base_url="http://127.0.0.1:8000"
+    )
 
 
 def test_loopback_admitted_only_without_a_token(
@@ -81,7 +83,7 @@ def test_loopback_admitted_only_without_a_token(
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     assert _app(tmp_path, None).get("/runs").status_code == 200
     assert _app(tmp_path, "secret").get("/runs").status_code == 401
-    ipv6 = TestClient(_app(tmp_path, None).app, client=("::1", 40000))
+    ipv6 = TestClient(_app(tmp_path, None).app, client=("::1", 40000), base_url="http://[::1]:8000")
     assert ipv6.get("/runs").status_code == 200
 
 
@@ -122,3 +124,66 @@ def test_iam_principal_shapes() -> None:
     assert iam_principal({"requestContext": {}}) is None
     assert iam_principal({}) is None
     assert iam_principal("x") is None
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("127.0.0.1:8000", True),
+        ("127.0.0.1", True),
+        ("127.9.9.9:1", True),
+        ("localhost:8000", True),
+        ("LOCALHOST", True),
+        ("[::1]:8000", True),
+        ("[::1]", True),
+        ("evil.example.com", False),
+        ("evil.example.com:8000", False),
+        ("localhost.evil.com:8000", False),
+        ("127.0.0.1.nip.io", False),
+        ("[::ffff:10.0.0.1]:80", False),
+        ("", False),
+    ],
+)
+def test_loopback_needs_a_loopback_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str, allowed: bool
+) -> None:
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    r = _app(tmp_path, None).get("/runs", headers={"Host": host})
+    assert r.status_code == (200 if allowed else 403), r.text
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        ({"Content-Type": "application/json"}, b"{}", 202),
+        ({"Content-Type": "application/json; charset=utf-8"}, b"{}", 202),
+        ({"Content-Type": "application/json", "Origin": "http://127.0.0.1:8000"}, b"{}", 202),
+        ({"Content-Type": "application/json", "Origin": "http://localhost:5173"}, b"{}", 202),
+        ({"Content-Type": "text/plain"}, b"{}", 415),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, b"a=1", 415),
+        ({"Content-Type": "multipart/form-data; boundary=x"}, b"", 415),
+        ({}, b"", 415),
+        ({"Content-Type": "application/json", "Origin": "http://evil.example.com"}, b"{}", 403),
+        ({"Content-Type": "application/json", "Origin": "null"}, b"{}", 403),
+        ({"Content-Type": "text/plain", "Origin": "http://evil.example.com"}, b"{}", 403),
+    ],
+)
+def test_loopback_state_changes_need_json_and_no_foreign_origin(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    headers: dict[str, str],
+    body: bytes,
+    expected: int,
+) -> None:
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    client = _app(tmp_path, None)
+    client.app.state.dispatcher = lambda job, settings: None  # type: ignore[attr-defined]
+    r = client.post("/runs", content=body, headers=headers)
+    assert r.status_code == expected, r.text
+    # A token needs none of this: a page cannot send the Authorization header cross-site.
+    with_token = _app(tmp_path, "secret")
+    with_token.app.state.dispatcher = lambda job, settings: None  # type: ignore[attr-defined]
+    r = with_token.post(
+        "/runs", content=body, headers={**headers, "Authorization": "Bearer secret"}
+    )
+    assert r.status_code == 202

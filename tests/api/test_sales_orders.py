@@ -13,7 +13,7 @@ def test_history_of_an_updated_sale(client: TestClient, loaded: Pipeline) -> Non
     assert [v["units_sold"] for v in versions] == [1001, 5, 7]
     assert versions[-1]["unit_price"] == "3.25"
     assert versions[0]["created_date"] == "2024-11-14"
-    assert versions[0]["last_updated"] == "2024-11-14T09:00:00"
+    assert versions[0]["last_updated"] == "2024-11-14T09:00:00Z"
 
 
 def test_history_includes_the_deletion(client: TestClient, loaded: Pipeline) -> None:
@@ -32,9 +32,9 @@ def test_current_state_and_as_of(client: TestClient, loaded: Pipeline) -> None:
     assert now["state"] == "current" and now["as_of"] is None
     assert now["sale"]["units_sold"] == 7
     then = client.get("/sales-orders/1", params={"as_of": "2024-11-14T11:30:00"}).json()
-    assert then["sale"]["units_sold"] == 5 and then["as_of"] == "2024-11-14T11:30:00"
+    assert then["sale"]["units_sold"] == 5 and then["as_of"] == "2024-11-14T11:30:00Z"
     utc = client.get("/sales-orders/1", params={"as_of": "2024-11-14T12:30:00+01:00"}).json()
-    assert utc["sale"]["units_sold"] == 5 and utc["as_of"] == "2024-11-14T11:30:00"
+    assert utc["sale"]["units_sold"] == 5 and utc["as_of"] == "2024-11-14T11:30:00Z"
 
 
 def test_deleted_sale_is_404_saying_deleted(client: TestClient, loaded: Pipeline) -> None:

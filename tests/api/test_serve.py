@@ -35,6 +35,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TOTESYS_", "AWS_LAMBDA"))}
     env["PYTHONPATH"] = str(ROOT)
     ingestion = tmp_path / "ingestion"
+    ingestion.mkdir()  # a missing ingestion root is an error (503), not "nothing to do"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -57,7 +58,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # generous: on a loaded 2-core machine importing the app alone took 10 s of wall time
+        deadline = time.monotonic() + 120
         while True:
             if process.poll() is not None:
                 raise AssertionError(f"server exited: {process.stderr.read()!r}")  # type: ignore[union-attr]
@@ -67,7 +69,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError("server did not answer /health in 30 s")
+                raise AssertionError("server did not answer /health in 120 s")
             time.sleep(0.1)
         yield base, ingestion
     finally:
@@ -86,7 +88,7 @@ def test_serve_runs_demo_data_and_answers_history(server: tuple[str, Path]) -> N
         pending = http.get("/files", params={"status": "pending"}).json()
         assert pending["total"] == len(manifest.files)
 
-        accepted = http.post("/runs")
+        accepted = http.post("/runs", json={})
         assert accepted.status_code == 202
         run_id = accepted.json()["run_id"]
         deadline = time.monotonic() + 120
@@ -110,6 +112,40 @@ def test_serve_runs_demo_data_and_answers_history(server: tuple[str, Path]) -> N
 
         proxied = http.get("/runs", headers={"X-Forwarded-For": "203.0.113.5"})
         assert proxied.status_code == 401
+
+
+def test_serve_without_a_token_refuses_what_a_web_page_could_send(
+    server: tuple[str, Path],
+) -> None:
+    """DNS rebinding (a foreign Host) and cross-site simple requests (a foreign Origin, a
+    text/plain or form POST) against the real server; loopback names with the port pass."""
+    base, _ = server
+    port = base.rsplit(":", 1)[1]
+    with httpx.Client(base_url=base, timeout=30) as http:
+        assert http.get("/runs", headers={"Host": f"localhost:{port}"}).status_code == 200
+        rebound = http.get("/tables", headers={"Host": "evil.example.com"})
+        assert rebound.status_code == 403 and "loopback name" in rebound.json()["detail"]
+        assert http.get("/docs", headers={"Host": f"evil.example.com:{port}"}).status_code == 403
+        plain = http.post(
+            "/maintenance",
+            content=b'{"retention_days": 7}',
+            headers={"Content-Type": "text/plain", "Origin": base},
+        )
+        assert plain.status_code == 415
+        form = http.post("/runs", data={"x": "1"})
+        assert form.status_code == 415
+        foreign = http.post(
+            "/runs",
+            json={},
+            headers={"Origin": "http://evil.example.com", "Host": "evil.example.com"},
+        )
+        assert foreign.status_code == 403
+        cross_site = http.post("/runs", json={}, headers={"Origin": "http://evil.example.com"})
+        assert cross_site.status_code == 403 and "origin" in cross_site.json()["detail"]
+        assert http.get("/runs").json()["total"] == 0  # nothing above started a run
+        same_origin = http.post("/reprocess", json={"prefix": "updated/"}, headers={"Origin": base})
+        assert same_origin.status_code == 404  # admitted: nothing under that prefix
+        assert http.get("/health", headers={"Host": "evil.example.com"}).status_code == 200
 
 
 def test_serve_refuses_a_public_address_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -574,3 +574,109 @@ def test_outputs(cfn: dict[str, Any]) -> None:
         "AlarmTopicArn",
         "FunctionName",
     } <= set(cfn["Outputs"])
+
+
+# ------------------------------------------------------------------ dashboard
+DASHBOARD = "OperatorDashboard"
+Metric = tuple[str, str, frozenset[tuple[str, str]]]  # namespace, name, dimensions
+
+
+def _dashboard(cfn: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard body as JSON, its Fn::Sub resolved: variables of the Sub's map, pseudo
+    parameters and resources become markers (`<Ref TransformFunction>`); a reference to
+    anything that is not a resource of the template fails."""
+    (logical_id,) = _of_type(cfn, "AWS::CloudWatch::Dashboard")
+    assert logical_id == DASHBOARD
+    text, variables = _props(cfn, DASHBOARD)["DashboardBody"]["Fn::Sub"]
+    values = {k: _resolve(cfn, v) for k, v in variables.items()}
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in values:
+            return str(values[name])
+        if name.startswith("AWS::"):
+            return f"<{name}>"
+        resource = name.split(".", 1)[0]
+        assert resource in cfn["Resources"], f"dashboard refers to unknown {name}"
+        return f"<Ref {name}>"
+
+    body: dict[str, Any] = json.loads(re.sub(r"\$\{([^}]+)\}", substitute, text))
+    return body
+
+
+def _dashboard_metrics(body: dict[str, Any]) -> set[Metric]:
+    """(namespace, metric, dimensions) of every metric line of every widget."""
+    found: set[Metric] = set()
+    for widget in body["widgets"]:
+        for line in widget["properties"].get("metrics", []):
+            fields = [f for f in line if isinstance(f, str)]
+            namespace, metric, *pairs = fields
+            dimensions = frozenset(zip(pairs[::2], pairs[1::2], strict=True))
+            found.add((namespace, metric, dimensions))
+    return found
+
+
+def _emitted_app_metrics(capsys: pytest.CaptureFixture[str]) -> set[Metric]:
+    """What service/observability.py really emits (EMF on stdout) for a run that wrote rows
+    to every public table and rejected a file and some rows."""
+    from service import observability
+    from service.lake import TABLE_PATHS
+    from service.ledger import FileOutcome
+    from service.pipeline import RunSummary
+
+    summary = RunSummary(run_id="r", trigger="test", status="succeeded")
+    summary.files = [
+        FileOutcome("updated/a.json", "applied", rows_rejected=2),
+        FileOutcome("updated/b.json", "rejected", reason="not valid JSON"),
+    ]
+    for table in [*TABLE_PATHS, "source_staff"]:
+        summary.add_rows(table, 3)
+    capsys.readouterr()
+    observability.emit_run_metrics(summary, 1234.0, failed=False)
+    emitted: set[Metric] = set()
+    for line in capsys.readouterr().out.splitlines():
+        if '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for dimension_set in directive["Dimensions"]:
+                dimensions = frozenset((d, str(blob[d])) for d in dimension_set)
+                for metric in directive["Metrics"]:
+                    emitted.add((directive["Namespace"], metric["Name"], dimensions))
+    return emitted
+
+
+def test_dashboard_shows_the_app_metrics_the_app_emits(
+    cfn: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service import observability
+    from service.lake import TABLE_PATHS
+
+    shown = {m for m in _dashboard_metrics(_dashboard(cfn)) if m[0] == observability.NAMESPACE}
+    service = frozenset({("service", observability.SERVICE)})
+    expected = {
+        (observability.NAMESPACE, name, service)
+        for name in ("RunFailed", "FilesRejected", "RowsRejected", "RunDuration")
+    } | {
+        (observability.NAMESPACE, "RowsWritten", service | {("Table", table)})
+        for table in TABLE_PATHS
+    }
+    assert shown == expected
+    emitted = _emitted_app_metrics(capsys)
+    assert shown <= emitted, f"on the dashboard but never emitted: {shown - emitted}"
+
+
+def test_dashboard_shows_the_function_and_the_dead_letter_queue(cfn: dict[str, Any]) -> None:
+    shown = _dashboard_metrics(_dashboard(cfn))
+    function = frozenset({("FunctionName", f"<Ref {FUNCTION}>")})
+    for metric in ("Errors", "Throttles", "Duration"):
+        assert ("AWS/Lambda", metric, function) in shown, metric
+    queue = frozenset({("QueueName", f"<Ref {DLQ}.QueueName>")})
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", queue) in shown
+    for widget in _dashboard(cfn)["widgets"]:
+        if widget["type"] == "metric":
+            assert widget["properties"]["region"] == "<AWS::Region>"
+
+
+def test_dashboard_name_is_an_output(cfn: dict[str, Any]) -> None:
+    assert cfn["Outputs"]["DashboardName"]["Value"] == {"Ref": DASHBOARD}

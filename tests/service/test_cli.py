@@ -85,15 +85,119 @@ def test_run_json_history_current_tables_and_time_travel(
 def test_errors_are_one_clear_line_and_a_nonzero_exit(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the processed root should be")
+    (tmp_path / "in").mkdir()
     proc = totesys("run", "--ingestion", str(tmp_path / "in"), "--processed", str(blocker))
     assert proc.returncode == 1
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: run failed"), proc.stderr
     missing = totesys("history", "1", "--processed", str(tmp_path / "empty"), "--version", "3")
-    assert missing.returncode == 1 and "no version 3" in missing.stderr
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
     bad_scheme = totesys("tables", "--processed", "ftp://somewhere/x")
     assert bad_scheme.returncode == 1
     assert bad_scheme.stderr.strip().splitlines() == [
         "error: ValueError: unsupported storage URI 'ftp://somewhere/x': use a local path or "
         "s3://bucket/prefix"
     ]
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str], code: int = 1) -> str:
+    assert proc.returncode == code, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_roots_are_checked_before_anything_is_written(tmp_path: Path) -> None:
+    ingestion, processed = tmp_path / "ingestion", tmp_path / "processed"
+    line = one_error_line(
+        totesys("run", "--ingestion", str(ingestion), "--processed", str(processed))
+    )
+    assert line == f"error: ingestion root {ingestion} does not exist"
+    ingestion.mkdir()
+    inside = ingestion / "processed"
+    line = one_error_line(totesys("run", "--ingestion", str(ingestion), "--processed", str(inside)))
+    assert "is inside the ingestion root" in line
+    assert not processed.exists() and not inside.exists()
+    for command in (["tables"], ["current"], ["history", "1"]):
+        line = one_error_line(totesys(*command, "--processed", str(processed)))
+        assert line.startswith(f"error: processed root {processed} does not exist"), line
+
+
+def test_as_of_takes_a_zone_and_versions_are_not_negative(
+    tree: IngestionTree, tmp_path: Path
+) -> None:
+    from datetime import timedelta
+
+    h = timedelta(hours=1)
+    tree.dimensions()
+    tree.put("baseline", "sales_order", T0, [order(1, T0 - h)])
+    tree.put("updated", "sales_order", T0 + h, [order(1, T0 + h, created=T0 - h, units_sold=9)])
+    processed = str(tmp_path / "processed")
+    as_json(totesys("run", "--ingestion", str(tree.root), "--processed", processed, "--json"))
+
+    def units_as_of(moment: str) -> tuple[Any, Any]:
+        result = as_json(totesys("current", "--processed", processed, "--as-of", moment, "--json"))
+        return result["as_of"], [s["units_sold"] for s in result["sales"]]
+
+    # 10:30 in UTC, written three ways; before the update at 11:00
+    assert units_as_of("2024-11-14T10:30:00") == ("2024-11-14T10:30:00", [1001])
+    assert units_as_of("2024-11-14T10:30:00Z") == ("2024-11-14T10:30:00", [1001])
+    assert units_as_of("2024-11-14T11:30:00+01:00") == ("2024-11-14T10:30:00", [1001])
+    assert units_as_of("2024-11-14T11:30:00+00:00") == ("2024-11-14T11:30:00", [9])
+    bad = totesys("current", "--processed", processed, "--as-of", "yesterday")
+    assert bad.returncode == 2 and "not an ISO 8601 time" in bad.stderr
+    for command in (["history", "1"], ["current"], ["tables"]):
+        negative = totesys(*command, "--processed", processed, "--version", "-1")
+        assert negative.returncode == 2, negative.stderr
+        assert "Invalid value for '--version': Input should be greater than or equal to 0" in (
+            negative.stderr
+        )
+    beyond = totesys("history", "1", "--processed", processed, "--version", "99")
+    assert "no version 99" in one_error_line(beyond)
+
+
+def test_ctrl_c_is_one_line_and_the_run_is_recorded_interrupted(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from service.lake import Lake
+    from service.ledger import Ledger
+    from service.storage import LocalStorage
+    from service.synthetic import write_ingestion_tree
+
+    ingestion, processed = tmp_path / "ingestion", tmp_path / "processed"
+    write_ingestion_tree(ingestion, orders=60_000, updates=3, seed=5)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "run",
+            "--ingestion",
+            str(ingestion),
+            "--processed",
+            str(processed),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    runs = processed / "_state" / "runs" / "index.json"
+    deadline = time.monotonic() + 120
+    while not runs.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the run has recorded itself: it is past start-up
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("interrupted: run "), stderr
+    run_id = lines[0].split()[2]
+    record = Ledger(Lake(LocalStorage(processed))).run(run_id)
+    assert record is not None and record.status == "interrupted"
+    # the next run applies what the interrupted one left
+    after = as_json(
+        totesys("run", "--ingestion", str(ingestion), "--processed", processed.as_posix(), "--json")
+    )
+    assert after["status"] == "succeeded"

@@ -108,7 +108,7 @@ def _fact_data_files(p: Pipeline) -> int:
 
 @pytest.mark.parametrize("shape", ["jsonl", "array", "wrapped"])
 def test_pieces_give_the_same_tables_and_rejects_as_the_whole_file(
-    tmp_path: Path, shape: str, make_pipeline: Make
+    tmp_path: Path, shape: str, make_pipeline: Make, caplog: pytest.LogCaptureFixture
 ) -> None:
     tree = IngestionTree(tmp_path / "ingestion")
     _scenario(tree, shape)
@@ -117,6 +117,7 @@ def test_pieces_give_the_same_tables_and_rejects_as_the_whole_file(
     assert whole.run().status == "succeeded"
     summary = streamed.run()
     assert summary.status == "succeeded"
+    assert "applied whole" not in caplog.text  # every file really went in pieces
 
     expected, got = _tables(whole), _tables(streamed)
     for name, frame in expected.items():

@@ -4,6 +4,8 @@ import dataclasses
 from datetime import datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transforms.ingestion_key import (
     IngestionKey,
@@ -11,6 +13,7 @@ from transforms.ingestion_key import (
     ingestion_order,
     parse_ingestion_key,
 )
+from transforms.parse import ParseLimits
 
 T = datetime(2024, 11, 14, 10, 20, 30, 123456)
 
@@ -172,3 +175,57 @@ def test_ingestion_order_tuple() -> None:
     assert ingestion_order(base) == (datetime(2024, 11, 14, 10, 20), 0, base.key)
     assert ingestion_order(upd) == (datetime(2024, 11, 14, 10, 20), 1, upd.key)
     assert ingestion_order(base) < ingestion_order(upd)
+
+
+# -- hostile names: only InvalidIngestionKey, and only plausible timestamps --------------------
+
+
+_STAMPS = st.one_of(
+    st.text(max_size=40),
+    st.datetimes().map(lambda d: d.isoformat()),
+    st.builds(
+        lambda d, sign, h, m: f"{d.isoformat(timespec='seconds')}{sign}{h:02d}:{m:02d}",
+        st.datetimes(),
+        st.sampled_from("+-"),
+        st.integers(0, 99),
+        st.integers(0, 99),
+    ),
+    st.sampled_from(["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+14:00", "99991231T2359Z"]),
+)
+
+
+# derandomized: CI runs the same examples every time (no flaky counterexample hunt)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(
+    folder=st.sampled_from(["baseline", "updated", "other", ""]),
+    table=st.sampled_from(["staff", "sales_order", "x", "Bad-Name"]),
+    stamp=_STAMPS,
+    extension=st.sampled_from([".json", ".jsonl", ".txt"]),
+)
+def test_any_key_parses_or_is_invalid_and_timestamps_are_plausible(
+    folder: str, table: str, stamp: str, extension: str
+) -> None:
+    limits = ParseLimits()
+    key = f"{folder}/{table}-{stamp}{extension}"
+    try:
+        parsed = parse_ingestion_key(key, limits)
+    except InvalidIngestionKey as exc:
+        assert exc.key == key
+        return
+    assert limits.min_timestamp <= parsed.timestamp <= limits.max_timestamp
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("updated/staff-9999-12-31T23:59:59-01:00.json", "out of range in UTC"),
+        ("updated/staff-0001-01-01T00:00:00+01:00.json", "out of range in UTC"),
+        ("updated/staff-1899-12-31T23:59:59.json", "is outside 1900-01-01..2199-12-31"),
+        ("updated/staff-2199-12-31T23:30:00-01:00.json", "is outside 1900-01-01..2199-12-31"),
+    ],
+)
+def test_implausible_file_name_timestamps(key: str, problem: str) -> None:
+    with pytest.raises(InvalidIngestionKey, match="implausible date") as caught:
+        parse_ingestion_key(key)
+    assert problem in str(caught.value)
+    assert parse_ingestion_key("updated/staff-2199-12-31T23:59:59.json").timestamp.year == 2199

@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from service import jobs
-from service.api.deps import Dispatcher, authenticate
+from service.api.auth import authenticate
+from service.api.deps import Dispatcher
+from service.api.errors import MAX_ITEMS, clip
 from service.api.models import Problem, Run, RunAccepted
 from service.ledger import Ledger, RunRecord
 from service.pipeline import new_run_id
 from service.settings import Settings
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "No valid bearer token, IAM context or loopback"}
+    401: {"model": Problem, "description": "No valid bearer token, IAM context or loopback"},
+    403: {
+        "model": Problem,
+        "description": "Loopback without a token: the Host is not a loopback name, or a "
+        "state-changing request came from a foreign Origin",
+    },
+    422: {
+        "model": Problem,
+        "description": "Invalid parameters or body: `detail` names each parameter and its "
+        "problem (an unknown query parameter too)",
+    },
+    503: {"model": Problem, "description": "Storage (ingestion root or tables) unavailable"},
+}
+STATE_CHANGING: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body could not be read as UTF-8 JSON"},
+    413: {"model": Problem, "description": "Request body over 1 MB"},
+    415: {
+        "model": Problem,
+        "description": "Loopback without a token: the request is not application/json",
+    },
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "Not found"}}
 BAD_REQUEST: dict[int | str, dict[str, Any]] = {
@@ -22,8 +44,77 @@ BAD_REQUEST: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _query_names(dependant: Any) -> set[str]:
+    """Query parameter names of a route's dependency tree (FastAPI's `Dependant`)."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def known_query_parameters(request: Request) -> None:
+    """422 for a query parameter the route does not have: a typo (`?fliter=...`) would
+    otherwise be ignored silently and answer with everything."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _query_names(dependant)
+    unknown = [k for k in dict.fromkeys(request.query_params) if k not in known]
+    if unknown:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ["query", clip(k)],
+                    "msg": "unknown query parameter"
+                    + (f" (parameters: {', '.join(sorted(known))})" if known else ""),
+                }
+                for k in unknown[:MAX_ITEMS]
+            ],
+        )
+
+
 def authenticated_router(tag: str) -> APIRouter:
-    return APIRouter(tags=[tag], dependencies=[Depends(authenticate)], responses=UNAUTHORIZED)
+    return APIRouter(
+        tags=[tag],
+        dependencies=[Depends(authenticate), Depends(known_query_parameters)],
+        responses=UNAUTHORIZED,
+    )
+
+
+def clipped_list(values: list[str]) -> list[str]:
+    """At most `MAX_ITEMS` of the caller's values, each clipped, for an error answer."""
+    return [clip(v) for v in values[:MAX_ITEMS]]
+
+
+def naive_utc_parameter(value: datetime | None, parameter: str) -> datetime | None:
+    """A timestamp parameter as the tables store it (naive UTC); 422 naming the parameter if
+    its zone takes it outside the representable years (9999-12-31T23:59:59-12:00)."""
+    if value is None or value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "type": "datetime_range",
+                    "loc": ["query", parameter],
+                    "msg": "in UTC this time is outside the years 1 to 9999",
+                    "input": value.isoformat(),
+                }
+            ],
+        ) from None
+
+
+def page_bounds(offset: int, limit: int, total: int) -> tuple[int, int]:
+    """(start, stop) of a page within `total` items: an offset past the end is an empty page
+    (a huge offset never reaches Polars' 64-bit slice arithmetic)."""
+    start = min(offset, total)
+    return start, min(total, start + limit)
 
 
 def run_model(record: RunRecord) -> Run:

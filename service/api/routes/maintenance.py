@@ -6,7 +6,12 @@ from fastapi import status
 
 from service.api.deps import DispatcherDep, LedgerDep, SettingsDep
 from service.api.models import MaintenanceRequest, RunAccepted
-from service.api.routes.common import BAD_REQUEST, authenticated_router, start_job
+from service.api.routes.common import (
+    BAD_REQUEST,
+    STATE_CHANGING,
+    authenticated_router,
+    start_job,
+)
 
 router = authenticated_router("maintenance")
 
@@ -15,11 +20,12 @@ router = authenticated_router("maintenance")
     "/maintenance",
     response_model=RunAccepted,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=BAD_REQUEST,
+    responses={**BAD_REQUEST, **STATE_CHANGING},
     summary="Start maintenance (compact, checkpoint, vacuum) in the background",
     description="Recorded as a run with trigger `maintenance` (poll GET /runs/{run_id}); it "
     "holds the run lease, so it never overlaps a pipeline run. Vacuum keeps every file a version "
-    "inside `retention_days` needs (default TOTESYS_RETENTION_DAYS).",
+    "inside `retention_days` (1 to 3650; default TOTESYS_RETENTION_DAYS) needs; older versions "
+    "then answer 404 `version N is no longer kept (retention R days)`.",
 )
 def start_maintenance(
     settings: SettingsDep,

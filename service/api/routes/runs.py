@@ -7,8 +7,16 @@ from typing import Annotated
 from fastapi import HTTPException, Query, status
 
 from service.api.deps import DispatcherDep, LedgerDep, SettingsDep
+from service.api.errors import clip_repr
 from service.api.models import Run, RunAccepted, RunPage
-from service.api.routes.common import NOT_FOUND, authenticated_router, run_model, start_job
+from service.api.routes.common import (
+    NOT_FOUND,
+    STATE_CHANGING,
+    authenticated_router,
+    page_bounds,
+    run_model,
+    start_job,
+)
 
 router = authenticated_router("runs")
 
@@ -17,6 +25,7 @@ router = authenticated_router("runs")
     "/runs",
     response_model=RunAccepted,
     status_code=status.HTTP_202_ACCEPTED,
+    responses=STATE_CHANGING,
     summary="Start a run over every pending ingestion file",
     description="Records the run as `pending` and returns at once; the run continues in the "
     "background (in Lambda: an asynchronous self-invocation, so it may outlast API Gateway's "
@@ -27,14 +36,22 @@ def start_run(settings: SettingsDep, ledger: LedgerDep, dispatcher: DispatcherDe
     return start_job(ledger, dispatcher, settings, "api", action="run")
 
 
-@router.get("/runs", response_model=RunPage, summary="Runs, newest first")
+@router.get(
+    "/runs",
+    response_model=RunPage,
+    summary="Runs, newest first",
+    description="From the run index (one small object) and the lease: a run whose process "
+    "died holding the lease is shown `abandoned`, never `running`. An offset past the end is an "
+    "empty page.",
+)
 def list_runs(
     ledger: LedgerDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunPage:
     runs = ledger.runs()
-    items = [run_model(r) for r in runs[offset : offset + limit]]
+    start, stop = page_bounds(offset, limit, len(runs))
+    items = [run_model(r) for r in runs[start:stop]]
     return RunPage(total=len(runs), limit=limit, offset=offset, items=items)
 
 
@@ -47,5 +64,5 @@ def list_runs(
 def get_run(run_id: str, ledger: LedgerDep) -> Run:
     record = ledger.run(run_id)
     if record is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {run_id!r}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no run {clip_repr(run_id)}")
     return run_model(record)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import HTTPException, Query, status
+from fastapi import HTTPException, Path, Query, status
 
 from service import queries
 from service.api.deps import LakeDep
-from service.api.models import SaleHistory, SaleState, SaleVersion
-from service.api.routes.common import NOT_FOUND, authenticated_router
+from service.api.models import Problem, SaleHistory, SaleState, SaleVersion
+from service.api.routes.common import NOT_FOUND, authenticated_router, naive_utc_parameter
 
 router = authenticated_router("sales-orders")
+
+# sales_order_id is a 32-bit integer in the source and the fact table.
+SalesOrderId = Annotated[
+    int, Path(ge=0, le=2**31 - 1, description="The source's sales_order_id", examples=[1])
+]
 
 
 @router.get(
@@ -21,7 +26,7 @@ router = authenticated_router("sales-orders")
     responses=NOT_FOUND,
     summary="Every version of a sale, oldest first, deletion included",
 )
-def sale_history(sales_order_id: int, lake: LakeDep) -> SaleHistory:
+def sale_history(sales_order_id: SalesOrderId, lake: LakeDep) -> SaleHistory:
     rows = queries.sale_history(lake, sales_order_id)
     if rows.is_empty():
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no sales order {sales_order_id}")
@@ -36,6 +41,7 @@ def sale_history(sales_order_id: int, lake: LakeDep) -> SaleHistory:
     response_model=SaleState,
     responses={
         404: {
+            "model": Problem,
             "description": "The sale did not exist by then (`state: not_found`) or was deleted "
             "by then (`state: deleted`, with `deleted_at`)",
         }
@@ -45,11 +51,11 @@ def sale_history(sales_order_id: int, lake: LakeDep) -> SaleHistory:
     "UTC): the sale's latest version updated at or before it.",
 )
 def sale_state(
-    sales_order_id: int,
+    sales_order_id: SalesOrderId,
     lake: LakeDep,
     as_of: Annotated[datetime | None, Query(description="Business time (ISO 8601)")] = None,
 ) -> SaleState:
-    moment = as_of.astimezone(UTC).replace(tzinfo=None) if as_of and as_of.tzinfo else as_of
+    moment = naive_utc_parameter(as_of, "as_of")
     state = queries.sale_state(lake, sales_order_id, moment)
     when = f" as of {moment.isoformat()}" if moment else ""
     if state.status == "not_found":

@@ -5,13 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import HTTPException, Path, Query, status
+import polars as pl
+from fastapi import HTTPException, Path, Query, Response, status
+from pydantic import StringConstraints, TypeAdapter
+from starlette.concurrency import run_in_threadpool
 
 from service import queries
-from service.api.deps import LakeDep
+from service.api.deps import CacheDep, LakeDep, StartedDep
+from service.api.errors import clip_repr
 from service.api.models import RowPage, TableSummary, TableVersion, TableVersions
-from service.api.routes.common import BAD_REQUEST, NOT_FOUND, authenticated_router
-from service.lake import TABLE_PATHS, UnknownTable
+from service.api.routes.common import (
+    BAD_REQUEST,
+    NOT_FOUND,
+    authenticated_router,
+    naive_utc_parameter,
+)
+from service.lake import TABLE_PATHS, Lake, UnknownTable
 
 router = authenticated_router("tables")
 
@@ -23,26 +32,47 @@ FILTER_HELP = (
     "Repeatable `column<op>value`, all ANDed. `op` is one of `=`, `!=`, `<`, `<=`, `>`, `>=`; "
     "`column` must be a column of the table; `value` is converted to the column's type "
     "(integers, decimals like `2.50`, ISO dates `2024-11-20`, ISO timestamps, `true`/`false`, "
-    "text as is) — it is never evaluated and no SQL is built. `column=null` / `column!=null` "
-    "test for missing values. Example: `filter=sales_order_id=2&filter=units_sold>=100`."
+    "text as is) — it is never evaluated and no SQL is built; a value the column cannot hold "
+    "(NaN, out of range, too many decimals) is 422. `column=null` / `column!=null` test for "
+    "missing values. Example: `filter=sales_order_id=2&filter=units_sold>=100`."
 )
 
 
-def _not_found(exc: Exception, name: str) -> HTTPException:
-    if isinstance(exc, UnknownTable):
-        return HTTPException(
-            status.HTTP_404_NOT_FOUND, f"unknown table {name!r} (tables: {', '.join(TABLE_PATHS)})"
-        )
-    return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+FilterTerm = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(!=|<=|>=|=|<|>)", max_length=1000)
+]
 
 
-@router.get("/tables", response_model=list[TableSummary], summary="Every table's latest version")
-def list_tables(lake: LakeDep) -> list[TableSummary]:
-    return [TableSummary(**info.__dict__) for info in queries.table_infos(lake)]
+def _unknown(name: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        f"unknown table {clip_repr(name)} (tables: {', '.join(TABLE_PATHS)})",
+    )
+
+
+_SUMMARIES = TypeAdapter(list[TableSummary])
+
+
+def _render_tables(lake: Lake) -> bytes:
+    infos = queries.table_infos(lake)
+    return _SUMMARIES.dump_json([TableSummary(**i.__dict__) for i in infos])
+
+
+@router.get(
+    "/tables",
+    response_model=list[TableSummary],
+    summary="Every table's latest version",
+    description="From the catalog the writer keeps (service/catalog.py), each table checked "
+    "against its next Delta log entry: one small read and one existence check per table, "
+    "whatever the tables' history.",
+)
+async def list_tables(lake: LakeDep) -> Response:
+    body = await run_in_threadpool(_render_tables, lake)
+    return Response(body, media_type="application/json")
 
 
 def _ms(value: Any) -> datetime | None:
-    return datetime.fromtimestamp(value / 1000, UTC).replace(tzinfo=None) if value else None
+    return datetime.fromtimestamp(value / 1000, UTC) if value else None
 
 
 @router.get(
@@ -50,17 +80,15 @@ def _ms(value: Any) -> datetime | None:
     response_model=TableVersions,
     responses=NOT_FOUND,
     summary="A table's Delta history, newest first, with the run that made each version",
+    description="Versions whose log maintenance removed (older than the retention window) are "
+    "not listed.",
 )
-def table_versions(name: TableName, lake: LakeDep) -> TableVersions:
-    try:
-        queries.public_table(name)
-        history = queries.table_history(lake, name)
-    except UnknownTable as exc:
-        if name in TABLE_PATHS:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, f"table {name!r} has not been written yet"
-            ) from exc
-        raise _not_found(exc, name) from exc
+def table_versions(name: TableName, cache: CacheDep, started: StartedDep) -> TableVersions:
+    if name not in TABLE_PATHS:
+        raise _unknown(name)
+    history = cache.history(name, started)
+    if history is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"table {name!r} has not been written yet")
     versions = [
         TableVersion(
             version=h["version"],
@@ -76,24 +104,35 @@ def table_versions(name: TableName, lake: LakeDep) -> TableVersions:
     return TableVersions(name=name, versions=versions)
 
 
+def _with_zone(frame: pl.DataFrame) -> pl.DataFrame:
+    """Naive timestamp columns (stored naive UTC) marked UTC, so they are served with `Z`."""
+    naive = [
+        c for c, t in frame.schema.items() if isinstance(t, pl.Datetime) and t.time_zone is None
+    ]
+    return frame.with_columns(pl.col(c).dt.replace_time_zone("UTC") for c in naive)
+
+
 @router.get(
     "/tables/{name}/rows",
     response_model=RowPage,
     responses={**NOT_FOUND, **BAD_REQUEST},
     summary="Rows at a Delta version or commit time (time travel), filtered and paginated",
     description="At most one of `version` (a Delta version) or `as_of` (a commit time, ISO "
-    "8601; naive means UTC: the latest version committed at or before it); neither: the latest "
-    "version. Rows are ordered by the table's first column (its key). A version the table does "
-    "not have is 404. Decimals are strings, dates ISO.\n\n**filter**: " + FILTER_HELP,
+    "8601; without a zone it means UTC: the latest version committed at or before it); neither: "
+    "the latest version. Rows are ordered by the table's first column (its key). A version the "
+    "table does not have is 404, and so is one maintenance removed (older than the retention "
+    "window: `version N is no longer kept (retention R days)`). Decimals are strings, dates "
+    "ISO, timestamps ISO with `Z`. An offset past the end is an empty page.\n\n**filter**: "
+    + FILTER_HELP,
 )
 def table_rows(
     name: TableName,
     lake: LakeDep,
     version: Annotated[int | None, Query(ge=0, description="Delta version")] = None,
     as_of: Annotated[
-        datetime | None, Query(description="Commit time (ISO 8601; naive = UTC)")
+        datetime | None, Query(description="Commit time (ISO 8601; no zone = UTC)")
     ] = None,
-    filter: Annotated[list[str] | None, Query(description=FILTER_HELP)] = None,
+    filter: Annotated[list[FilterTerm] | None, Query(description=FILTER_HELP)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RowPage:
@@ -101,19 +140,22 @@ def table_rows(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "give either version or as_of, not both"
         )
+    moment = naive_utc_parameter(as_of, "as_of")
     try:
         page = queries.table_rows(
-            lake, name, version=version, as_of=as_of, filters=filter, limit=limit, offset=offset
+            lake, name, version=version, as_of=moment, filters=filter, limit=limit, offset=offset
         )
     except queries.BadFilter as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-    except (UnknownTable, queries.NoSuchVersion) as exc:
-        raise _not_found(exc, name) from exc
+    except UnknownTable as exc:
+        raise _unknown(name) from exc
+    except queries.NoSuchVersion as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     return RowPage(
         table=name,
         version=page.version,
         total=page.total,
         limit=limit,
         offset=offset,
-        rows=page.rows.to_dicts(),
+        rows=_with_zone(page.rows).to_dicts(),
     )

@@ -1,0 +1,94 @@
+"""The derived state a small run relies on instead of opening tables (service/catalog.py): the
+fact index, the catalog's members, calendar and table summaries. It may lag the tables, never
+lead them, and a lag must never duplicate or lose anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from service import queries
+from service.catalog import CATALOG_KEY, INDEX_PREFIX, Catalog
+from service.lake import TABLE_PATHS
+from service.maintenance import maintain
+from service.storage import LocalStorage
+from tests.service.test_maintenance import Runs
+
+
+def _scan_history(runs: Runs, order_id: int) -> pl.DataFrame:
+    rows = runs.lake.read("fact_sales_order", where=pl.col("sales_order_id") == order_id)
+    assert rows is not None
+    return rows.sort(["last_updated", "sales_record_id"])
+
+
+def _sample_ids(runs: Runs) -> list[int]:
+    m = runs.manifest
+    return [*m.updated_order_ids[:4], *m.deleted_order_ids[:2], 1, 399]
+
+
+def test_history_from_the_index_equals_the_table_scan_before_and_after_maintenance(
+    tmp_path: Path,
+) -> None:
+    runs = Runs(tmp_path)
+    runs.run(5)
+    for moment in ("after runs", "after maintenance"):
+        for order_id in _sample_ids(runs):
+            fast = queries._history_from_index(runs.lake, order_id)
+            assert fast is not None, (moment, order_id)  # the index was trusted
+            assert_frame_equal(
+                fast.sort(["last_updated", "sales_record_id"]), _scan_history(runs, order_id)
+            )
+        assert queries._history_from_index(runs.lake, 10**6) is not None  # no such sale: empty
+        runs.pipeline.maintain(30)  # compacts, then re-points the index at the new files
+    catalog = Catalog.load(LocalStorage(runs.processed))
+    assert catalog.fact_index_version == runs.fact_version()
+    # maintenance run outside the pipeline moves the table under the index: not trusted
+    runs.run(1)
+    maintain(runs.lake, retention_days=30)
+    order_id = _sample_ids(runs)[0]
+    assert queries._history_from_index(runs.lake, order_id) is None
+    assert_frame_equal(queries.sale_history(runs.lake, order_id), _scan_history(runs, order_id))
+
+
+def test_a_lagging_index_is_not_trusted_and_is_rebuilt(tmp_path: Path) -> None:
+    runs = Runs(tmp_path)
+    runs.run(3)
+    order_id = runs.manifest.updated_order_ids[0]
+    before = _scan_history(runs, order_id)
+    # as if a run died after its fact commit, before it wrote the index and the catalog:
+    # roll the catalog back to an older one
+    catalog_path = runs.processed / CATALOG_KEY
+    stale = Catalog.load(LocalStorage(runs.processed))
+    stale.fact_index_version = (stale.fact_index_version or 1) - 1
+    stale.tables["fact_sales_order"].version -= 1
+    stale.save(LocalStorage(runs.processed))
+    assert queries._history_from_index(runs.lake, order_id) is None  # falls back to the scan
+    assert_frame_equal(queries.sale_history(runs.lake, order_id), before)
+    runs.run(2)  # the next run notices the lag, rebuilds the index and duplicates nothing
+    facts = runs.lake.read("fact_sales_order")
+    assert facts is not None
+    assert facts.select("sales_order_id", "last_updated").is_duplicated().sum() == 0
+    assert facts["sales_record_id"].is_unique().all()
+    assert catalog_path.exists()
+    assert queries._history_from_index(runs.lake, order_id) is not None
+
+
+def test_losing_the_catalog_and_index_changes_nothing(tmp_path: Path) -> None:
+    """A root whose derived state is gone (or written by an older version) must end with the
+    same tables: members and calendar days are checked against the tables, not assumed."""
+    whole, lost = Runs(tmp_path / "whole"), Runs(tmp_path / "lost")
+    whole.run(6)
+    lost.run(3)
+    (lost.processed / CATALOG_KEY).unlink()
+    for path in (lost.processed / INDEX_PREFIX).glob("*"):
+        path.unlink()
+    lost.run(3)
+    for name in TABLE_PATHS:
+        a, b = whole.lake.read(name), lost.lake.read(name)
+        assert a is not None and b is not None
+        a, b = (f.drop("run_id", strict=False) for f in (a, b))
+        assert_frame_equal(a.sort(a.columns), b.sort(b.columns), check_exact=True), name
+    dates = lost.lake.read("dim_date")
+    assert dates is not None and dates["date_id"].is_unique().all()
