@@ -59,7 +59,14 @@ checkov: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run
+	$(PY) -m bench.streaming --orders 100000,1000000
 	$(PY) -m bench.s3_requests --runs 500 --maintain-every 48
+
+# One sales_order baseline of 1M and of 10M orders in ONE file, JSON Lines and wrapped array
+# (~3.3 GB of disk per shape while it runs, several minutes).
+.PHONY: bench-huge
+bench-huge: $(STAMP)
+	$(PY) -m bench.streaming --orders 1000000,10000000
 
 # Refresh the pinned versions (dev constraints and the Lambda image's runtime requirements).
 lock:

@@ -18,6 +18,15 @@ T_START = time.perf_counter()
 
 
 def _peak_rss_mb() -> float:
+    """This interpreter's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so
+    a worker started (vfork + exec) by a bench process that holds a large frame would report the
+    parent's RSS as its own peak; VmHWM belongs to the new process's memory alone."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
@@ -204,6 +213,8 @@ def main() -> None:
     task, raw = sys.argv[1], sys.argv[2]
     result = TASKS[task](json.loads(raw))
     result["peak_rss_mb"] = _peak_rss_mb()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime  # the shared machine's load aside
     result["process_s"] = time.perf_counter() - T_START
     sys.stdout.write(json.dumps(result) + "\n")
 

@@ -105,6 +105,40 @@ def file_statistics(frame: pl.DataFrame) -> dict[str, Any]:
     return stats
 
 
+@dataclass(frozen=True)
+class DataFile:
+    """A Parquet data file written under a table, ready for its `add` action."""
+
+    path: str  # relative to the table
+    size: int
+    rows: int
+    stats: dict[str, Any]
+
+
+def _new_table_actions(schema: dict[str, pl.DataType]) -> list[dict[str, Any]]:
+    """The protocol and metaData actions delta-rs writes when it creates a table of `schema`
+    (with NEW_TABLE_CONFIGURATION): taken from a table it creates in a scratch folder, so the
+    schema's Delta types and the protocol's features are delta-rs's own."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="totesys-schema-") as scratch:
+        write_deltalake(
+            scratch,
+            pl.DataFrame(schema=schema),
+            mode="append",
+            configuration=NEW_TABLE_CONFIGURATION,
+        )
+        first = os.path.join(scratch, "_delta_log", f"{0:020d}.json")
+        with open(first, encoding="utf-8") as log_entry:
+            actions = [json.loads(line) for line in log_entry if line.strip()]
+    out = [a for a in actions if "protocol" in a or "metaData" in a]
+    for action in out:
+        if "metaData" in action:
+            action["metaData"]["id"] = str(uuid.uuid4())
+            action["metaData"]["createdTime"] = int(time.time() * 1000)
+    return out
+
+
 class UnknownTable(KeyError):
     pass
 
@@ -324,46 +358,78 @@ class Lake:
         each JSON commit since) plus delta-rs's write and post-commit reads (~30 on S3). And
         the fence sits right before the commit, after the slow part: a run paused while writing
         its data file cannot commit it once another run holds the lease."""
-        table_path = ALL_PATHS[name]
-        data_path = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+        data_file = self.write_data_file(name, frame)
+        if not self.commit_data_files(name, [data_file], run_id, version):
+            return None
+        return data_file.path
+
+    def write_data_file(self, name: str, frame: pl.DataFrame) -> DataFile:
+        """Write `frame` as one Parquet data file of the table (not committed: until a commit
+        adds it, it is an orphan that readers never see and vacuum removes)."""
+        path = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
         buffer = io.BytesIO()
         frame.write_parquet(buffer, compression="snappy", statistics=True)
         data = buffer.getvalue()
-        self.storage.write(f"{table_path}/{data_path}", data)
+        self.storage.write(f"{ALL_PATHS[name]}/{path}", data)
+        return DataFile(path, len(data), frame.height, file_statistics(frame))
+
+    def commit_data_files(
+        self,
+        name: str,
+        files: list[DataFile],
+        run_id: str | None,
+        version: int | None,
+        schema: dict[str, pl.DataType] | None = None,
+    ) -> bool:
+        """Commit data files written by `write_data_file` as version `version + 1` in one
+        commit (a conditional PUT of the log entry), fenced first; `version` None creates the
+        table (version 0, with `schema`). False, with the files deleted, if that version exists
+        already."""
+        table_path = ALL_PATHS[name]
         now = int(time.time() * 1000)
+        rows = sum(f.rows for f in files)
         commit_info: dict[str, Any] = {
             "timestamp": now,
             "operation": "WRITE",
             "operationParameters": {"mode": "Append"},
-            "operationMetrics": {"num_added_files": 1, "num_added_rows": frame.height},
+            "operationMetrics": {"num_added_files": len(files), "num_added_rows": rows},
             "engineInfo": "totesys-transform",
             "totesys.operation": "append",
         }
         if run_id:
             commit_info["totesys.run_id"] = run_id
-        add = {
-            "path": data_path,
-            "partitionValues": {},
-            "size": len(data),
-            "modificationTime": now,
-            "dataChange": True,
-            "stats": json.dumps(file_statistics(frame)),
-        }
-        body = "\n".join(json.dumps(a) for a in ({"commitInfo": commit_info}, {"add": add}))
+        actions: list[dict[str, Any]] = [{"commitInfo": commit_info}]
+        if version is None:
+            actions += _new_table_actions(schema or TABLE_SCHEMAS[name])
+        actions += [
+            {
+                "add": {
+                    "path": f.path,
+                    "partitionValues": {},
+                    "size": f.size,
+                    "modificationTime": now,
+                    "dataChange": True,
+                    "stats": json.dumps(f.stats),
+                }
+            }
+            for f in files
+        ]
+        body = "\n".join(json.dumps(a) for a in actions)
         self.before_commit(name)
+        new_version = 0 if version is None else version + 1
         committed = self.storage.put_if_absent(
-            f"{table_path}/_delta_log/{version + 1:020d}.json", (body + "\n").encode()
+            f"{table_path}/_delta_log/{new_version:020d}.json", (body + "\n").encode()
         )
         if not committed:
-            self.storage.delete(f"{table_path}/{data_path}")
-            return None
+            self.storage.delete_many([f"{table_path}/{f.path}" for f in files])
+            return False
         self._handles.pop(name, None)  # a kept handle is behind now
-        if (version + 1) % CHECKPOINT_INTERVAL == 0:
+        if new_version and new_version % CHECKPOINT_INTERVAL == 0:
             # what delta-rs's post-commit hook would do: readers replay at most 9 commits
             handle = self.table(name)
             if handle is not None:
                 handle.create_checkpoint()
-        return data_path
+        return True
 
     def next_version_exists(self, name: str, version: int) -> bool:
         """Whether the table has moved past `version` (one HEAD of the next log entry)."""

@@ -35,6 +35,7 @@ import polars as pl
 from deltalake import DeltaTable
 
 from service import catalog as fact_index
+from service import streaming
 from service.catalog import Catalog
 from service.lake import Lake
 from service.lease import MARKER_PREFIX, Lease, LeaseBusy, LeaseLost, LeaseView, leave_marker
@@ -247,11 +248,15 @@ class Pipeline:
         current: list[PlannedFile] = []
         size = 0
         for item in planned:
-            if current and size + item.info.size > self.settings.batch_max_bytes:
+            alone = streaming.is_streamed(item.key.table, item.info.size, self.settings.chunk_bytes)
+            if current and (alone or size + item.info.size > self.settings.batch_max_bytes):
                 out.append(current)
                 current, size = [], 0
             current.append(item)
             size += item.info.size
+            if alone:  # read and applied in pieces (service/streaming.py): a batch of its own
+                out.append(current)
+                current, size = [], 0
         if current:
             out.append(current)
         return out
@@ -510,6 +515,21 @@ class Pipeline:
         total: int,
         progress: Progress | None,
     ) -> None:
+        if len(batch) == 1 and streaming.is_streamed(
+            batch[0].key.table, batch[0].info.size, self.settings.chunk_bytes
+        ):
+            item = batch[0]
+            try:
+                streaming.apply_streamed(
+                    self,
+                    item,
+                    done,
+                    summary,
+                    (lambda message: progress(message, done, total)) if progress else None,
+                )
+                return
+            except streaming.NotStreamable as exc:
+                log.warning("%s is applied whole: %s", item.key.key, exc)
         parsed: list[tuple[int, PlannedFile, ParsedFile]] = []
         outcomes: list[FileOutcome] = []
         for offset, item in enumerate(batch):
@@ -568,6 +588,36 @@ class Pipeline:
         # 3. facts, 4. inferred members, 5. calendar
         if facts is not None:
             self._store_facts(facts, summary)
+        counted = {
+            item.key.key: result.reject_counts.to_dicts()
+            for _, item, result in parsed
+            if result.reject_counts is not None and result.reject_counts.height
+        }
+        self._after_facts(
+            [item.key.key for _, item, _ in parsed],
+            rejects,
+            counted,
+            outcomes,
+            inferred,
+            extension,
+            facts.referenced if facts is not None else None,
+            summary,
+        )
+
+    def _after_facts(
+        self,
+        keys: list[str],
+        rejects: pl.DataFrame,
+        counted: dict[str, list[dict[str, Any]]],
+        outcomes: list[FileOutcome],
+        inferred: dict[str, pl.DataFrame],
+        extension: pl.DataFrame,
+        referenced: pl.DataFrame | None,
+        summary: RunSummary,
+    ) -> None:
+        """A batch's commits after the facts: inferred members, calendar, rejects, ledger,
+        catalog."""
+        run_id = summary.run_id
         for name, rows in inferred.items():
             key, _ = dimensions.DIMENSION_KEYS[name]
             counts = self.lake.upsert(name, rows, [key], run_id, insert_only=True)
@@ -575,19 +625,17 @@ class Pipeline:
             self.catalog.add_members(name, rows[key])
         if not extension.is_empty():
             summary.add_rows("dim_date", self.lake.append("dim_date", extension, run_id))
-        if facts is not None and facts.referenced.height:
-            self._note_calendar(extension, facts.referenced)
+        if referenced is not None and referenced.height:
+            self._note_calendar(extension, referenced)
 
         # 6. rejects (replaced per file, so reprocessing a file never duplicates them); a batch
         # whose files never had rejects has nothing to replace
-        had_rejects = self._files_with_rejects([item.key.key for _, item, _ in parsed])
+        had_rejects = self._files_with_rejects(keys)
         if not rejects.is_empty() or had_rejects:
-            keys = ", ".join(_sql_str(item.key.key) for _, item, _ in parsed)
-            self.lake.replace_where("rejects", rejects, f"source_file IN ({keys})", run_id)
+            listed = ", ".join(_sql_str(key) for key in keys)
+            self.lake.replace_where("rejects", rejects, f"source_file IN ({listed})", run_id)
         summary.rejects.extend(rejects.head(1000).to_dicts())
-        for _, item, result in parsed:
-            if result.reject_counts is not None and result.reject_counts.height:
-                summary.reject_counts[item.key.key] = result.reject_counts.to_dicts()
+        summary.reject_counts.update(counted)
 
         # 7. ledger: the batch's files stop being pending only now; then the derived state
         self.lake.before_commit("_state")

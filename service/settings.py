@@ -39,6 +39,13 @@ class Settings(BaseSettings):
         description="Raw JSON bytes applied in one batch (one commit per table); larger runs "
         "are split into several batches so memory stays bounded.",
     )
+    chunk_bytes: int = Field(
+        32 * 1024 * 1024,
+        description="A sales_order file larger than this is read and applied in pieces of about "
+        "this many bytes (whole records), its fact rows committed in one commit at the end: "
+        "memory is then set by this, not by the file (a 3 GB baseline needs no more than a "
+        "100 MB one). Such a file is a batch of its own.",
+    )
     lease_seconds: int = Field(
         60,
         description="How long a run's lease on the processed root lasts without renewal. A "

@@ -47,6 +47,7 @@ class Storage(Protocol):
     def list_with_time(self, prefix: str) -> tuple[builtins.list[ObjectInfo], datetime]: ...
     def read(self, key: str) -> bytes: ...
     def read_if_exists(self, key: str) -> bytes | None: ...
+    def read_range(self, key: str, start: int, end: int) -> bytes: ...
     def delete_many(self, keys: builtins.list[str]) -> None: ...
     def write(self, key: str, data: bytes) -> None: ...
     def put_if_absent(self, key: str, data: bytes) -> bool: ...
@@ -125,6 +126,12 @@ class LocalStorage:
             raise StorageError(f"{role} root {self.uri} cannot be read (permission denied)")
         if must_exist_with_content and not any(self.root.iterdir()):
             raise StorageError(f"{role} root {self.uri} is empty")
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of the object (fewer at its end)."""
+        with self._path(key).open("rb") as f:
+            f.seek(start)
+            return f.read(max(0, end - start))
 
     def read_if_exists(self, key: str) -> bytes | None:
         try:
@@ -274,6 +281,19 @@ class S3Storage:
             if code in _PERMANENT_READ_ERRORS:  # this object, for good: reject it, go on
                 raise UnreadableObject(f"reading {where} failed: {exc}") from exc
             raise StorageError(f"reading {where} failed: {exc}") from exc
+        return body
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of the object (fewer at its end): one ranged GET."""
+        if end <= start:
+            return b""
+        try:
+            body: bytes = self.client.get_object(
+                Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{end - 1}"
+            )["Body"].read()
+        except Exception as exc:
+            where = f"s3://{self.bucket}/{self._key(key)}"
+            raise StorageError(f"reading {where} bytes {start}-{end - 1} failed: {exc}") from exc
         return body
 
     def check_root(self, role: str, must_exist_with_content: bool = False) -> None:

@@ -1,0 +1,284 @@
+"""`python -m bench.streaming [--orders 1000000,10000000] [--shapes jsonl,wrapped]`: one large
+sales_order baseline file per size and shape, applied from an empty processed root; peak RSS and
+wall against the file's size (issue 11: memory set by the piece size, not the file).
+
+Every measurement is a fresh interpreter (bench.worker). The files are the 1M-order synthetic
+baseline repeated with shifted order ids (so 10M orders are ~3.2 GB of JSON Lines); the floor is
+measured at the smallest size (Polars reading the file with an explicit schema, one Delta write;
+bench.run says more). `make bench` runs the default sizes; `make bench-huge` adds 10M (minutes,
+and ~3.3 GB of disk per shape while it runs). Writes bench/results/streaming.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from bench.run import RESULTS, generate, machine, say, worker
+
+BASE_ORDERS = 1_000_000  # the generated baseline the larger files repeat
+TARGETS = {
+    "peak_rss_mb_10m": 1000,
+    "rss_10m_over_1m": 1.25,
+    "wall_10m_over_1m": 11,
+    "pipeline_over_floor_1m": 2.0,
+    "peak_rss_mb_1m": 800,
+}
+
+
+def build_file(source: Path, out: Path, orders: int, shape: str) -> int:
+    """A sales_order baseline of `orders` orders in `shape`: the source file's orders repeated
+    with order ids shifted by its size each time. Returns the file's bytes."""
+    import io
+
+    import polars as pl
+
+    base = pl.read_ndjson(source, infer_schema_length=10_000)
+    step = int(base["sales_order_id"].max())  # type: ignore[arg-type]
+    with out.open("wb") as f:
+        if shape == "wrapped":
+            f.write(b'{"sales_order": [')
+        written = 0
+        copy = 0
+        while written < orders:
+            part = base.head(orders - written).with_columns(pl.col("sales_order_id") + copy * step)
+            buffer = io.BytesIO()
+            part.write_ndjson(buffer)
+            data = buffer.getvalue()
+            if shape == "wrapped":
+                data = data.rstrip(b"\n").replace(b"\n", b", ")
+                if written:
+                    f.write(b", ")
+            f.write(data)
+            written += part.height
+            copy += 1
+        if shape == "wrapped":
+            f.write(b"]}\n")
+    return out.stat().st_size
+
+
+def measure(work: Path, sizes: list[int], shapes: list[str], repeats: int) -> dict[str, Any]:
+    generated = work / "generated"
+    base = min(BASE_ORDERS, max(sizes))
+    say(f"generating a baseline of {base:,} orders")
+    generate(generated, base)
+    source = next((generated / "baseline").glob("sales_order-*.json"))
+    runs: list[dict[str, Any]] = []
+    for shape in shapes:
+        for orders in sizes:
+            ingestion = work / "ingestion"
+            shutil.rmtree(ingestion, ignore_errors=True)
+            shutil.copytree(generated, ingestion, ignore=shutil.ignore_patterns("sales_order-*"))
+            target = ingestion / "baseline" / source.name
+            say(f"building a {shape} file of {orders:,} orders")
+            size = build_file(source, target, orders, shape)
+            walls, rss, run_s, cpu = [], [], [], []
+            times = repeats if orders <= BASE_ORDERS else 1  # a 10M run takes minutes
+            for repeat in range(times):
+                processed = work / "processed"
+                shutil.rmtree(processed, ignore_errors=True)
+                os.sync()
+                say(f"{shape} {orders:,} orders ({size / 1e9:.2f} GB): run {repeat + 1}/{times}")
+                result = worker(
+                    "pipeline", {"ingestion": str(ingestion), "processed": str(processed)}
+                )
+                if result["rows"] != orders:
+                    raise RuntimeError(f"{result['rows']} fact rows for {orders} orders")
+                walls.append(result["wall_s"])
+                run_s.append(result["run_s"])
+                cpu.append(result["cpu_s"])
+                rss.append(result["peak_rss_mb"])
+            floor: dict[str, Any] | None = None
+            if orders == min(sizes) and shape == "jsonl":
+                floor_walls, floor_rss, floor_cpu = [], [], []
+                for repeat in range(repeats):
+                    out = work / "floor"
+                    shutil.rmtree(out, ignore_errors=True)
+                    os.sync()
+                    say(f"floor {orders:,} orders: run {repeat + 1}/{repeats}")
+                    result = worker("floor", {"ingestion": str(ingestion), "out": str(out)})
+                    floor_walls.append(result["wall_s"])
+                    floor_rss.append(result["peak_rss_mb"])
+                    floor_cpu.append(result["cpu_s"])
+                shutil.rmtree(work / "floor", ignore_errors=True)
+                floor = {
+                    "wall_s": median(floor_walls),
+                    "peak_rss_mb": median(floor_rss),
+                    "cpu_s": median(floor_cpu),
+                    "walls": floor_walls,
+                }
+            runs.append(
+                {
+                    "shape": shape,
+                    "orders": orders,
+                    "file_mb": size / 1e6,
+                    "wall_s": median(walls),
+                    "run_s": median(run_s),
+                    "cpu_s": median(cpu),
+                    "peak_rss_mb": median(rss),
+                    "walls": walls,
+                    "rss": rss,
+                    "floor": floor,
+                }
+            )
+            shutil.rmtree(work / "processed", ignore_errors=True)
+            target.unlink()
+    return {"runs": runs}
+
+
+def verdict(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
+def write_report(results: dict[str, Any], path: Path) -> None:
+    runs = results["runs"]
+    m = results["machine"]
+    lines = [
+        "# Streaming benchmark: one large sales_order file",
+        "",
+        f"Generated {results['finished']} by `python -m bench.streaming --orders "
+        f"{','.join(str(o) for o in results['sizes'])}` in {results['elapsed_s']:.0f} s; "
+        f"medians of {results['repeats']} run(s) (one above 1M orders), each a fresh "
+        "interpreter (wall includes interpreter start). "
+        f"Piece size {results['chunk_mb']:.0f} MB (TOTESYS_CHUNK_BYTES).",
+        "",
+        f"Machine: {m['cpu']} ({m['cores']} cores, shared), RAM {m['ram_gb']} GiB; "
+        f"load average at start {m['load_average_at_start']}.",
+        "",
+        "| shape | orders | file | wall | run (in process) | CPU (user + sys) | peak RSS |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {r['shape']} | {r['orders']:,} | {r['file_mb']:,.0f} MB | {r['wall_s']:.1f} s "
+            f"| {r['run_s']:.1f} s | {r['cpu_s']:.1f} s | {r['peak_rss_mb']:.0f} MiB |"
+            for r in runs
+        ],
+        "",
+    ]
+    floors = [r for r in runs if r["floor"]]
+    target_rows = ["| target | measured | verdict |", "|---|---|---|"]
+    for shape in sorted({r["shape"] for r in runs}):
+        by_size = {r["orders"]: r for r in runs if r["shape"] == shape}
+        small, large = by_size.get(1_000_000), by_size.get(10_000_000)
+        if small and large:
+            rss_ratio = large["peak_rss_mb"] / small["peak_rss_mb"]
+            wall_ratio = large["wall_s"] / small["wall_s"]
+            cpu_ratio = large["cpu_s"] / small["cpu_s"]
+            target_rows += [
+                f"| {shape}: 10M peak RSS ≤ 1.0 GB | {large['peak_rss_mb']:.0f} MiB "
+                f"| {verdict(large['peak_rss_mb'] <= TARGETS['peak_rss_mb_10m'])} |",
+                f"| {shape}: RSS 10M ≤ 1.25 × RSS 1M | {rss_ratio:.2f} × "
+                f"| {verdict(rss_ratio <= TARGETS['rss_10m_over_1m'])} |",
+                f"| {shape}: wall 10M ≤ 11 × wall 1M | {wall_ratio:.2f} × "
+                f"(CPU {cpu_ratio:.2f} ×) | {verdict(wall_ratio <= TARGETS['wall_10m_over_1m'])} |",
+            ]
+        if small:
+            target_rows.append(
+                f"| {shape}: 1M peak RSS ≤ 800 MB | {small['peak_rss_mb']:.0f} MiB "
+                f"| {verdict(small['peak_rss_mb'] <= TARGETS['peak_rss_mb_1m'])} |"
+            )
+    for r in floors:
+        if r["orders"] == 1_000_000:
+            ratio = r["wall_s"] / r["floor"]["wall_s"]
+            cpu_ratio = r["cpu_s"] / r["floor"]["cpu_s"]
+            target_rows.append(
+                f"| {r['shape']}: 1M wall ≤ 2.0 × floor | {ratio:.2f} × (CPU {cpu_ratio:.2f} ×; "
+                f"floor {r['floor']['wall_s']:.1f} s, {r['floor']['cpu_s']:.1f} s CPU, "
+                f"{r['floor']['peak_rss_mb']:.0f} MiB) "
+                f"| {verdict(ratio <= TARGETS['pipeline_over_floor_1m'])} |"
+            )
+    lines += ["## Targets", "", *target_rows, ""]
+    lines += [
+        "Individual walls: "
+        + "; ".join(
+            f"{r['shape']} {r['orders']:,}: {', '.join(f'{w:.1f}' for w in r['walls'])}"
+            for r in runs
+        )
+        + "; floor: "
+        + "; ".join(", ".join(f"{w:.1f}" for w in r["floor"]["walls"]) for r in floors),
+        "",
+        "![streaming](streaming.png)",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def write_chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_rss, ax_wall) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for shape in sorted({r["shape"] for r in results["runs"]}):
+        rs = sorted((r for r in results["runs"] if r["shape"] == shape), key=lambda r: r["orders"])
+        x = [r["orders"] / 1e6 for r in rs]
+        ax_rss.plot(x, [r["peak_rss_mb"] for r in rs], marker="o", label=shape)
+        ax_wall.plot(x, [r["wall_s"] for r in rs], marker="o", label=shape)
+    ax_rss.axhline(1000, color="red", linestyle="--", label="target 1.0 GB")
+    ax_rss.set_xlabel("orders in one file (millions)")
+    ax_rss.set_ylabel("peak RSS (MiB)")
+    ax_rss.set_ylim(bottom=0)
+    ax_rss.set_title("peak RSS against file size")
+    ax_rss.legend()
+    ax_wall.set_xlabel("orders in one file (millions)")
+    ax_wall.set_ylabel("wall (s)")
+    ax_wall.set_ylim(bottom=0)
+    ax_wall.set_title("wall against file size")
+    ax_wall.legend()
+    fig.suptitle("one large sales_order baseline, applied in pieces")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--orders", default="100000,1000000", help="sizes, comma-separated")
+    parser.add_argument("--shapes", default="jsonl,wrapped")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per size up to 1M orders")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
+    parser.add_argument("--report-only", action="store_true", help="re-render from streaming.json")
+    opts = parser.parse_args(argv)
+    if opts.report_only:
+        saved = json.loads((opts.out / "streaming.json").read_text())
+        write_report(saved, opts.out / "streaming.md")
+        write_chart(saved, opts.out / "streaming.png")
+        return
+    from service.settings import Settings
+
+    sizes = sorted(int(o) for o in opts.orders.split(","))
+    shapes = opts.shapes.split(",")
+    started = time.perf_counter()
+    work = opts.work or Path(tempfile.mkdtemp(prefix="totesys-bench-streaming-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "sizes": sizes,
+        "shapes": shapes,
+        "repeats": opts.repeats,
+        "chunk_mb": Settings().chunk_bytes / 2**20,
+        "machine": machine(),
+    }
+    try:
+        results.update(measure(work, sizes, shapes, opts.repeats))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["elapsed_s"] = time.perf_counter() - started
+    results["finished"] = datetime.now().isoformat(timespec="seconds")
+    opts.out.mkdir(parents=True, exist_ok=True)
+    (opts.out / "streaming.json").write_text(json.dumps(results, indent=2))
+    write_report(results, opts.out / "streaming.md")
+    write_chart(results, opts.out / "streaming.png")
+    say(f"wrote {opts.out / 'streaming.md'} and streaming.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Split a large ingestion file into pieces of whole records, without parsing it (no I/O here).
+
+A file is read in blocks (service/streaming.py) and cut into pieces of about `chunk_bytes` at
+record boundaries, so each piece can be typed and validated by `parse_file` on its own and a file
+of any size is applied in memory set by the piece size, not the file:
+
+- JSON Lines: a piece ends at a line break; it is parsed as JSON Lines.
+- an array (`[...]` or `{"<table>": [...]}`): the piece is cut after a record separator
+  (`}, {` at any spacing: the same separator the parser's array fast path rewrites) and parsed
+  as a bare array `[<piece>]`.
+
+A separator can also occur inside a string value. A cut there leaves a piece that ends inside an
+unterminated string (a `"` inside a string is always escaped), so the piece is not valid JSON and
+its parse yields a whole-file (`<file>`) reject: the caller then joins it with the next piece and
+parses again (`joined`), and applies the file the whole-file way if the last piece still
+does not read. The same holds for any piece the parser reads as something other than records.
+
+Record numbers: the records of a piece are numbered from 1 by `parse_file`; the caller adds the
+records of the pieces before it, and for JSON Lines the physical lines before the piece to the
+line numbers rejects name (`Piece.lines_before`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+_BOM = b"\xef\xbb\xbf"
+_NOT_WS = re.compile(rb"[^ \t\r\n]")
+_WRAPPED_HEAD = re.compile(rb'\{[ \t\r\n]*"(?:[^"\\]|\\.)*"[ \t\r\n]*:[ \t\r\n]*\[')
+_RECORD_SEPARATOR = re.compile(rb"\}[ \t\r\n]*,[ \t\r\n]*\{")
+_WS = frozenset(b" \t\r\n")
+_LINE_IN_REASON = re.compile(r"\bline (\d+)")
+
+PROBE_BYTES = 64 * 1024
+
+Kind = Literal["lines", "array"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the records of a file are: bytes [start, end) hold JSON Lines or an array's inside
+    (the brackets excluded)."""
+
+    kind: Kind
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Bytes [start, end) of the file, whole records."""
+
+    body: bytes
+    kind: Kind
+    start: int
+    end: int
+    lines_before: int  # physical lines of the file before this piece (JSON Lines)
+
+    @property
+    def data(self) -> bytes:
+        """What to hand to parse_file: array elements as an array, JSON Lines as they are."""
+        if self.kind == "array":
+            return b"[" + self.body + b"]"
+        return self.body
+
+
+Read = Callable[[int, int], bytes]  # (start, end) -> the file's bytes [start, end)
+
+
+def layout(head: bytes, tail: bytes, size: int) -> Layout | None:
+    """How a file of `size` bytes starting with `head` and ending with `tail` holds its records,
+    decided as `parse_file` decides it; None for anything else (not streamed)."""
+    offset = len(_BOM) if head.startswith(_BOM) else 0
+    first = _NOT_WS.search(head, offset)
+    if first is None:
+        return None
+    start = first.start()
+    ends = [i for i in range(len(tail) - 1, -1, -1) if tail[i] not in _WS]
+    if not ends:
+        return None
+    tail_base = size - len(tail)
+    last = ends[0]
+    if head[start] == ord("[") and tail[last] == ord("]"):
+        return Layout("array", start + 1, tail_base + last)
+    if head[start] != ord("{"):
+        return None
+    wrapped = _WRAPPED_HEAD.match(head, start)
+    if wrapped is not None and tail[last] == ord("}") and len(ends) > 1:
+        close = ends[1]
+        if tail[close] == ord("]") and tail_base + close >= wrapped.end():
+            return Layout("array", wrapped.end(), tail_base + close)
+    return Layout("lines", offset, size)
+
+
+def pieces(read: Read, layout: Layout, chunk_bytes: int) -> Iterator[Piece]:
+    """The records of the file in pieces of about `chunk_bytes` (more when a single record is
+    larger). The boundary is looked for in the last PROBE_BYTES before the size first, so a
+    piece is then read exactly, with no copy of it cut from a larger block."""
+    at, lines_before, size = layout.start, 0, chunk_bytes
+    while at < layout.end:
+        end = min(at + size, layout.end)
+        if end == layout.end:
+            body, next_at = read(at, end), end
+        else:
+            probe_at = max(at, end - PROBE_BYTES)
+            cut = _boundary(read(probe_at, end), layout.kind)
+            if cut is not None:
+                body, next_at = read(at, probe_at + cut[0]), probe_at + cut[1]
+            else:  # a record longer than the probe: look in the whole block
+                block = read(at, end)
+                cut = _boundary(block, layout.kind)
+                if cut is None:  # one record longer than the block: read more
+                    size *= 2
+                    continue
+                body, next_at = block[: cut[0]], at + cut[1]
+        if not body:
+            return
+        if _NOT_WS.search(body):
+            yield Piece(body, layout.kind, at, at + len(body), lines_before)
+        if layout.kind == "lines":
+            lines_before += body.count(b"\n")
+        at, size = next_at, chunk_bytes
+
+
+def joined(read: Read, first: Piece, following: Piece) -> Piece:
+    """Two consecutive pieces as one (when a cut fell inside a record)."""
+    return Piece(
+        read(first.start, following.end), first.kind, first.start, following.end, first.lines_before
+    )
+
+
+def _boundary(block: bytes, kind: Kind) -> tuple[int, int] | None:
+    """(end of the piece, start of the next) at the last record boundary in `block`."""
+    if kind == "lines":
+        # before a line that starts with `{`: the parser, which tells JSON Lines by the first
+        # byte, then reads the next piece as JSON Lines as it reads the whole file
+        at = block.rfind(b"\n{")
+        if at == -1:
+            at = block.rfind(b"\n")
+        return None if at == -1 else (at + 1, at + 1)
+    at = len(block)
+    while True:
+        at = block.rfind(b"}", 0, at)
+        if at == -1:
+            return None
+        separator = _RECORD_SEPARATOR.match(block, at)
+        if separator is not None and separator.end() <= len(block):
+            # the piece ends with the `}`, the next starts at the `{`
+            return at + 1, separator.end() - 1
+
+
+def shift_line_number(reason: str, lines_before: int) -> str:
+    """A `<json>` reject's reason names the line in its piece: make it the line in the file."""
+    if not lines_before:
+        return reason
+    return _LINE_IN_REASON.sub(lambda m: f"line {int(m.group(1)) + lines_before}", reason, count=1)
