@@ -914,9 +914,9 @@ class Pipeline:
             added = fact_index.index_from_files(new_files, self.lake.uri(name), self.lake.options)
         version = self.catalog.tables[name].version
         buckets = plan.touched  # all read whole by the plan
-        index = pl.concat([plan.index, added], how="vertical_relaxed").unique(
-            subset=fact.VERSION_KEY, keep="last"
-        )
+        # No dedupe: the new versions were anti-joined against the stored ones, and an index
+        # that lags the table is rebuilt, never appended to.
+        index = pl.concat([plan.index, added], how="vertical_relaxed")
         self.lake.before_commit("_state")
         fact_index.write_index(self.processed, index, buckets)
         self.catalog.index_buckets = sorted(set(self.catalog.index_buckets) | set(buckets))

@@ -20,7 +20,9 @@ from service.api.routes.common import (
     authenticated_router,
     naive_utc_parameter,
 )
+from service.catalog import CATALOG_KEY
 from service.lake import TABLE_PATHS, Lake, UnknownTable
+from service.storage import LocalStorage
 
 router = authenticated_router("tables")
 
@@ -55,7 +57,36 @@ _SUMMARIES = TypeAdapter(list[TableSummary])
 
 def _render_tables(lake: Lake) -> bytes:
     infos = queries.table_infos(lake)
-    return _SUMMARIES.dump_json([TableSummary(**i.__dict__) for i in infos])
+    body = _SUMMARIES.dump_json([TableSummary(**i.__dict__) for i in infos])
+    _RENDERED[lake.storage.uri] = (
+        lake.storage.read_if_exists(CATALOG_KEY),
+        tuple((i.name, i.version) for i in infos),
+        body,
+    )
+    return body
+
+
+# The last answer per processed root: (catalog bytes it was built from, table versions, body).
+_RENDERED: dict[str, tuple[bytes | None, tuple[tuple[str, int], ...], bytes]] = {}
+
+
+def _still_current(lake: Lake) -> bytes | None:
+    """The last answer if nothing moved since: the same catalog and no table past the version
+    it showed. Local roots only (a file read and a stat per table, on the event loop: no thread
+    per request under load); on S3 those checks are round trips, done in a worker thread."""
+    if not isinstance(lake.storage, LocalStorage):
+        return None
+    cached = _RENDERED.get(lake.storage.uri)
+    if cached is None or cached[0] is None:
+        return None
+    catalog, versions, body = cached
+    if lake.storage.read_if_exists(CATALOG_KEY) != catalog:
+        return None
+    if len(versions) != len(TABLE_PATHS) or any(
+        lake.next_version_exists(name, version) for name, version in versions
+    ):
+        return None
+    return body
 
 
 @router.get(
@@ -67,7 +98,9 @@ def _render_tables(lake: Lake) -> bytes:
     "whatever the tables' history.",
 )
 async def list_tables(lake: LakeDep) -> Response:
-    body = await run_in_threadpool(_render_tables, lake)
+    body = _still_current(lake)
+    if body is None:
+        body = await run_in_threadpool(_render_tables, lake)
     return Response(body, media_type="application/json")
 
 
