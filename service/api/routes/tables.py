@@ -58,11 +58,12 @@ _SUMMARIES = TypeAdapter(list[TableSummary])
 def _render_tables(lake: Lake) -> bytes:
     infos = queries.table_infos(lake)
     body = _SUMMARIES.dump_json([TableSummary(**i.__dict__) for i in infos])
-    _RENDERED[lake.storage.uri] = (
-        lake.storage.read_if_exists(CATALOG_KEY),
-        tuple((i.name, i.version) for i in infos),
-        body,
-    )
+    if isinstance(lake.storage, LocalStorage):  # on S3 that read would be one more request
+        _RENDERED[lake.storage.uri] = (
+            lake.storage.read_if_exists(CATALOG_KEY),
+            tuple((i.name, i.version) for i in infos),
+            body,
+        )
     return body
 
 
