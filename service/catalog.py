@@ -132,23 +132,74 @@ def _bucket_key(bucket: int) -> str:
     return f"{INDEX_PREFIX}{bucket:08d}.parquet"
 
 
+RECENT_KEY = f"{INDEX_PREFIX}recent.parquet"
+RECENT_MAX_ROWS = 200_000  # folded into the buckets past this (maintenance folds it daily)
+
+
+def _read_recent(storage: Storage) -> pl.DataFrame:
+    data = storage.read_if_exists(RECENT_KEY)
+    if data is None:
+        return pl.DataFrame(schema=INDEX_SCHEMA)
+    return pl.read_parquet(io.BytesIO(data)).select(
+        [pl.col(c).cast(t) for c, t in INDEX_SCHEMA.items()]
+    )
+
+
+def _write_recent(storage: Storage, recent: pl.DataFrame) -> None:
+    if recent.is_empty():
+        storage.delete(RECENT_KEY)
+        return
+    buffer = io.BytesIO()
+    recent.write_parquet(buffer, compression="lz4", statistics=False)
+    storage.write(RECENT_KEY, buffer.getvalue())
+
+
+def _in_buckets(buckets: list[int]) -> pl.Expr:
+    return (pl.col("sales_order_id") // BUCKET_IDS).is_in(buckets)
+
+
 def read_index(storage: Storage, buckets: list[int], present: list[int]) -> pl.DataFrame:
-    """The stored versions in these buckets (only the buckets that exist are read)."""
+    """The stored versions in these buckets: the bucket objects that exist, plus the rows of
+    those buckets that small runs added since (the `recent` overlay)."""
     frames = []
     for bucket in sorted(set(buckets) & set(present)):
         data = storage.read_if_exists(_bucket_key(bucket))
         if data is not None:
             frames.append(pl.read_parquet(io.BytesIO(data)))
+    recent = _read_recent(storage).filter(_in_buckets(buckets))
+    if not recent.is_empty():
+        frames.append(recent)
     if not frames:
         return pl.DataFrame(schema=INDEX_SCHEMA)
-    return pl.concat(frames).select([pl.col(c).cast(t) for c, t in INDEX_SCHEMA.items()])
+    return pl.concat(
+        [f.select([pl.col(c).cast(t) for c, t in INDEX_SCHEMA.items()]) for f in frames]
+    )
+
+
+def append_index(storage: Storage, added: pl.DataFrame, present: list[int]) -> list[int]:
+    """Add a small run's new versions to the `recent` overlay (one GET, one PUT) instead of
+    rewriting every bucket its orders fall in: a small update of random orders in a large table
+    touches every bucket, and rewriting them made its cost grow with the table. Past
+    RECENT_MAX_ROWS the overlay is folded into its buckets. Returns the buckets written."""
+    typed = added.select([pl.col(c).cast(t) for c, t in INDEX_SCHEMA.items()])
+    recent = pl.concat([_read_recent(storage), typed])
+    _write_recent(storage, recent)
+    if recent.height <= RECENT_MAX_ROWS:
+        return []
+    buckets = bucket_of(recent["sales_order_id"])
+    write_index(storage, read_index(storage, buckets, present), buckets)
+    return buckets
 
 
 def write_index(storage: Storage, index: pl.DataFrame, buckets: list[int]) -> None:
-    """Rewrite these buckets from `index` (which holds every stored version of them). One
+    """Rewrite these buckets from `index` (which holds every stored version of them, the
+    `recent` overlay's rows included: read them with `read_index`), and drop those buckets' rows
+    from the overlay. One
     partition pass, rows left in the order they come (readers filter, never seek), LZ4: a small
     update of random orders in a large table touches every bucket, so this is on its path."""
     wanted = set(buckets)
+    recent = _read_recent(storage)
+    folded = recent.filter(_in_buckets(buckets))
     parts = index.with_columns(
         (pl.col("sales_order_id") // BUCKET_IDS).alias("_bucket")
     ).partition_by("_bucket", as_dict=True, include_key=False)
@@ -158,6 +209,8 @@ def write_index(storage: Storage, index: pl.DataFrame, buckets: list[int]) -> No
         buffer = io.BytesIO()
         part.write_parquet(buffer, compression="lz4", statistics=False)
         storage.write(_bucket_key(int(bucket)), buffer.getvalue())
+    if not folded.is_empty():  # those rows are in the buckets now (the caller read them there)
+        _write_recent(storage, recent.filter(~_in_buckets(buckets)))
 
 
 def index_from_files(uris: list[str], table_uri: str, options: dict[str, str]) -> pl.DataFrame:

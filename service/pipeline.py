@@ -848,6 +848,7 @@ class Pipeline:
             handle.file_uris(), self.lake.uri("fact_sales_order"), self.lake.options
         )
         buckets = fact_index.bucket_of(stored["sales_order_id"])
+        self.processed.delete(fact_index.RECENT_KEY)  # the table is the whole truth
         fact_index.write_index(self.processed, stored, buckets)
         self.catalog.index_buckets = buckets
         self.catalog.fact_index_version = handle.version()
@@ -886,7 +887,7 @@ class Pipeline:
         dims_columns = FACT_SCHEMA_COLUMNS[1:]
         referenced = pl.concat([versions.select(dims_columns), deleted.select(dims_columns)])
         touched = fact_index.bucket_of(numbered["sales_order_id"])
-        return FactPlan(numbered, referenced, index, touched)
+        return FactPlan(numbered, referenced, index, touched, index_whole=bool(baselines))
 
     def _store_facts(self, plan: FactPlan, summary: RunSummary) -> None:
         numbered = plan.numbered
@@ -913,12 +914,15 @@ class Pipeline:
             new_files = [u for u in handle.file_uris() if u not in before]
             added = fact_index.index_from_files(new_files, self.lake.uri(name), self.lake.options)
         version = self.catalog.tables[name].version
-        buckets = plan.touched  # all read whole by the plan
-        # No dedupe: the new versions were anti-joined against the stored ones, and an index
-        # that lags the table is rebuilt, never appended to.
-        index = pl.concat([plan.index, added], how="vertical_relaxed")
+        # The new versions were anti-joined against the stored ones, and an index that lags
+        # the table is rebuilt, never appended to: no dedupe.
         self.lake.before_commit("_state")
-        fact_index.write_index(self.processed, index, buckets)
+        if plan.index_whole:  # a baseline read every bucket anyway: rewrite them
+            index = pl.concat([plan.index, added], how="vertical_relaxed")
+            fact_index.write_index(self.processed, index, plan.touched)
+        else:  # a small run: one small overlay object, not every bucket its orders touch
+            fact_index.append_index(self.processed, added, self.catalog.index_buckets)
+        buckets = plan.touched
         self.catalog.index_buckets = sorted(set(self.catalog.index_buckets) | set(buckets))
         self.catalog.next_record_id = int(numbered["sales_record_id"].max()) + 1  # type: ignore[arg-type]
         self.catalog.fact_index_version = version
@@ -965,6 +969,7 @@ class FactPlan:
     referenced: pl.DataFrame  # every version the batch holds (fact columns): for dims, calendar
     index: pl.DataFrame  # the stored versions read from the fact index
     touched: list[int]  # index buckets the new versions fall in
+    index_whole: bool = False  # `index` holds every bucket (a baseline's deletion detection)
 
 
 def _list_markers(storage: Storage) -> list[ObjectInfo]:

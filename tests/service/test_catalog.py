@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from service import queries
@@ -92,3 +93,35 @@ def test_losing_the_catalog_and_index_changes_nothing(tmp_path: Path) -> None:
         assert_frame_equal(a.sort(a.columns), b.sort(b.columns), check_exact=True), name
     dates = lost.lake.read("dim_date")
     assert dates is not None and dates["date_id"].is_unique().all()
+
+
+def test_the_recent_overlay_folds_into_its_buckets_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small runs add their index rows to one small overlay object (not to every bucket their
+    orders fall in); past its limit it is folded into the buckets. Either way the index holds
+    exactly the table's versions."""
+    from service import catalog as fact_index
+
+    monkeypatch.setattr(fact_index, "RECENT_MAX_ROWS", 30)
+    runs = Runs(tmp_path, updates=8)
+    runs.run(9)
+    storage = LocalStorage(runs.processed)
+    recent = runs.processed / fact_index.RECENT_KEY
+    if recent.exists():
+        assert pl.read_parquet(recent).height <= 30 + 60  # folded when it passed the limit
+    catalog = Catalog.load(storage)
+    index = fact_index.read_index(storage, catalog.index_buckets, catalog.index_buckets)
+    facts = runs.lake.read("fact_sales_order", columns=fact_index.INDEX_KEY_COLUMNS)
+    assert facts is not None
+    key = ["sales_order_id", "last_updated"]
+    assert index.height == facts.height  # every version once: none lost, none twice
+    assert_frame_equal(
+        index.select(fact_index.INDEX_KEY_COLUMNS).sort(key), facts.sort(key), check_dtypes=False
+    )
+    for order_id in _sample_ids(runs):
+        fast = queries._history_from_index(runs.lake, order_id)
+        assert fast is not None
+        assert_frame_equal(
+            fast.sort(["last_updated", "sales_record_id"]), _scan_history(runs, order_id)
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -100,9 +101,18 @@ def _still_current(lake: Lake) -> bytes | None:
 )
 async def list_tables(lake: LakeDep) -> Response:
     body = _still_current(lake)
-    if body is None:
+    if body is None and isinstance(lake.storage, LocalStorage):
+        # after a commit, one request renders; the others wait for it instead of each rendering
+        async with _RENDER_LOCKS.setdefault(lake.storage.uri, asyncio.Lock()):
+            body = _still_current(lake)
+            if body is None:
+                body = await run_in_threadpool(_render_tables, lake)
+    elif body is None:
         body = await run_in_threadpool(_render_tables, lake)
     return Response(body, media_type="application/json")
+
+
+_RENDER_LOCKS: dict[str, asyncio.Lock] = {}
 
 
 def _ms(value: Any) -> datetime | None:
