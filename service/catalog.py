@@ -158,22 +158,24 @@ def _in_buckets(buckets: list[int]) -> pl.Expr:
     return (pl.col("sales_order_id") // BUCKET_IDS).is_in(buckets)
 
 
-def read_index(storage: Storage, buckets: list[int], present: list[int]) -> pl.DataFrame:
+def read_index(
+    storage: Storage, buckets: list[int], present: list[int], columns: list[str] | None = None
+) -> pl.DataFrame:
     """The stored versions in these buckets: the bucket objects that exist, plus the rows of
-    those buckets that small runs added since (the `recent` overlay)."""
+    those buckets that small runs added since (the `recent` overlay). `columns`: only those
+    (a lookup that needs no data file paths skips decoding them)."""
+    schema = {c: t for c, t in INDEX_SCHEMA.items() if columns is None or c in columns}
     frames = []
     for bucket in sorted(set(buckets) & set(present)):
         data = storage.read_if_exists(_bucket_key(bucket))
         if data is not None:
-            frames.append(pl.read_parquet(io.BytesIO(data)))
+            frames.append(pl.read_parquet(io.BytesIO(data), columns=list(schema)))
     recent = _read_recent(storage).filter(_in_buckets(buckets))
     if not recent.is_empty():
-        frames.append(recent)
+        frames.append(recent.select(list(schema)))
     if not frames:
-        return pl.DataFrame(schema=INDEX_SCHEMA)
-    return pl.concat(
-        [f.select([pl.col(c).cast(t) for c, t in INDEX_SCHEMA.items()]) for f in frames]
-    )
+        return pl.DataFrame(schema=schema)
+    return pl.concat([f.select([pl.col(c).cast(t) for c, t in schema.items()]) for f in frames])
 
 
 def append_index(storage: Storage, added: pl.DataFrame, present: list[int]) -> list[int]:

@@ -832,9 +832,16 @@ class Pipeline:
             version = handle.version() if handle is not None else None
             if self.catalog.fact_index_version != version:
                 self._rebuild_fact_index(handle)
-        buckets = self.catalog.index_buckets if ids is None else fact_index.bucket_of(ids)
-        # whole buckets: the index write after the commit rewrites them from this
-        return fact_index.read_index(self.processed, buckets, self.catalog.index_buckets)
+        if ids is None:  # whole buckets: a baseline's index write rewrites them from this
+            buckets = self.catalog.index_buckets
+            return fact_index.read_index(self.processed, buckets, buckets)
+        # a small run's lookup: the keys of its orders' buckets, no data file paths
+        return fact_index.read_index(
+            self.processed,
+            fact_index.bucket_of(ids),
+            self.catalog.index_buckets,
+            columns=fact_index.INDEX_KEY_COLUMNS,
+        )
 
     def _rebuild_fact_index(self, handle: DeltaTable | None) -> None:
         """After a crash between the fact commit and the index write (or on a root written before
