@@ -317,17 +317,13 @@ class Pipeline:
         result: dict[str, Any] = {}
         with self._recorded(lease, summary):
             # fold the records wake markers carry; those that ask for files stay for a run
-            view = lease.acquired_view
-            others, answered = [], []
-            for marker in sorted(view.markers if view else [], key=lambda m: m.key):
-                body = read_marker(self.processed, marker.key) or {}
-                if body.get("record"):
-                    record = RunRecord.from_json(body["record"])
-                    if record.run_id != summary.run_id:
-                        others.append(record)
-                if body.get("only_keys") == [] or body.get("run_id") == summary.run_id:
-                    answered.append(marker.key)
-            self._open_record(lease, summary, others)
+            markers = self._read_markers(lease)
+            answered = [
+                key
+                for key, body in markers
+                if body.get("only_keys") == [] or body.get("run_id") == summary.run_id
+            ]
+            self._open_record(lease, summary, _carried_records(markers, summary.run_id))
             if answered:
                 self.processed.delete_many(answered)
             self.catalog = Catalog.load(self.processed)
@@ -355,6 +351,13 @@ class Pipeline:
             with contextlib.suppress(LeaseBusy):  # the run that holds it answers the markers
                 self.run(trigger="wake", wait_seconds=0)
         return summary, result
+
+    def _read_markers(self, lease: Lease) -> list[tuple[str, dict[str, Any]]]:
+        """The wake markers seen when the lease was taken, oldest first, with their bodies
+        (empty for one that cannot be read)."""
+        view = lease.acquired_view
+        markers = sorted(view.markers if view else [], key=lambda m: m.key)
+        return [(m.key, read_marker(self.processed, m.key) or {}) for m in markers]
 
     def _open_record(self, lease: Lease, summary: RunSummary, others: list[RunRecord]) -> None:
         """Record this run `running` in the run index (with the records wake markers carried),
@@ -422,20 +425,16 @@ class Pipeline:
         self.lake.on_commit = self._committed
         seen: set[str] = set()
         with self._recorded(lease, summary):
-            view = lease.acquired_view
-            others: list[RunRecord] = []
-            for marker in sorted(view.markers if view else [], key=lambda m: m.key):
-                body = read_marker(self.processed, marker.key)
-                seen.add(marker.key)
+            markers = self._read_markers(lease)
+            for key, body in markers:
+                seen.add(key)
                 if not body:
-                    continue
+                    continue  # unreadable: answered, asks for nothing
                 if body.get("only_keys") is None:
                     include_pending = True
                 else:
                     reprocess.update(str(k) for k in body["only_keys"])
-                if body.get("record") and body.get("run_id") != summary.run_id:
-                    others.append(RunRecord.from_json(body["record"]))
-            self._open_record(lease, summary, others)
+            self._open_record(lease, summary, _carried_records(markers, summary.run_id))
 
             planned, decided = self.plan(sorted(reprocess), include_pending)
             # what the tables hold: only needed when there is something to apply
@@ -977,6 +976,15 @@ class FactPlan:
     index: pl.DataFrame  # the stored versions read from the fact index
     touched: list[int]  # index buckets the new versions fall in
     index_whole: bool = False  # `index` holds every bucket (a baseline's deletion detection)
+
+
+def _carried_records(markers: list[tuple[str, dict[str, Any]]], run_id: str) -> list[RunRecord]:
+    """The records other runs' wake markers carry (busy, pending, or ended without the lease)."""
+    return [
+        RunRecord.from_json(body["record"])
+        for _, body in markers
+        if body.get("record") and body.get("run_id") != run_id
+    ]
 
 
 def _list_markers(storage: Storage) -> list[ObjectInfo]:
