@@ -29,41 +29,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ACCESS_KEY = SECRET_KEY = "testing"
-REGION = "us-east-1"
+# The same loopback S3 harness the tests use: fake credentials, free ports, a client.
+from tests.s3.conftest import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    _client,
+)
+from tests.s3.conftest import free_port as _free_port
+
 # the real Totesys snapshot, beside the checkout (as tests/conftest.py finds it)
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "totesys-2024-11"
-
-
-def _free_port(with_grpc: bool = False) -> int:
-    import random
-    import socket
-
-    def free(port: int) -> bool:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-        return True
-
-    for _ in range(200):
-        port = random.randint(20000, 29999) if with_grpc else random.randint(30000, 60000)
-        if free(port) and (not with_grpc or free(port + 10000)):
-            return port
-    raise RuntimeError("no free port")
-
-
-def _client(endpoint: str) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        region_name=REGION,
-    )
 
 
 def _wait_ready(endpoint: str, proc: subprocess.Popen[bytes], log: Path) -> None:
