@@ -221,7 +221,7 @@ class Pipeline:
                 log.error("file %s rejected: %s", obj.key, reason, exc_info=True)
                 decided.append(FileOutcome(obj.key, "rejected", reason=reason, size_bytes=obj.size))
                 continue
-            if key.table in SOURCE_TABLES:
+            if key.table in SOURCE_TABLES and key.table not in IGNORED_SOURCE_TABLES:
                 planned.append(PlannedFile(obj, key))
             else:
                 reason = (

@@ -942,6 +942,8 @@ def _column_reader(dtype: pl.DataType) -> _Column:
         return _decimal_reader(dtype)
     if dtype.is_integer():
         return _integer_reader(dtype)
+    if dtype == pl.Boolean():
+        return _Column((_boolean,), _constant("not a boolean (true/false, t/f)"))
     if dtype.is_float():
         return _Column(
             (
@@ -951,6 +953,18 @@ def _column_reader(dtype: pl.DataType) -> _Column:
             _constant("not a number"),
         )
     raise TypeError(f"no reader for source column type {dtype}")
+
+
+def _boolean(e: pl.Expr) -> pl.Expr:
+    """A JSON boolean (its text) or PostgreSQL's text forms: true/false, t/f."""
+    text = e.str.strip_chars().str.to_lowercase()
+    return (
+        pl.when(text.is_in(["true", "t"]))
+        .then(pl.lit(True))
+        .when(text.is_in(["false", "f"]))
+        .then(pl.lit(False))
+        .otherwise(pl.lit(None, dtype=pl.Boolean()))
+    )
 
 
 def _constant(kind: str) -> Callable[[pl.Expr], pl.Expr]:

@@ -23,6 +23,9 @@ class SourceTable:
     key: str
     columns: dict[str, pl.DataType]
     nullable: frozenset[str] = frozenset()
+    # Fields of the source rows the warehouse never carries (bank details): not columns, never
+    # kept in a reject's raw value, a mirror or a log line.
+    sensitive: frozenset[str] = frozenset()
 
     @property
     def required(self) -> list[str]:
@@ -126,6 +129,64 @@ SOURCE_TABLES: dict[str, SourceTable] = {
                 "design_name": pl.String(),
                 "file_location": pl.String(),
                 "file_name": pl.String(),
+                "last_updated": TIMESTAMP,
+            },
+        ),
+        SourceTable(
+            "purchase_order",
+            "purchase_order_id",
+            {
+                "purchase_order_id": pl.Int32(),
+                "created_at": TIMESTAMP,
+                "last_updated": TIMESTAMP,
+                "staff_id": pl.Int32(),
+                "counterparty_id": pl.Int32(),
+                "item_code": pl.String(),
+                "item_quantity": pl.Int32(),
+                "item_unit_price": PRICE,
+                "currency_id": pl.Int32(),
+                "agreed_delivery_date": pl.Date(),
+                "agreed_payment_date": pl.Date(),
+                "agreed_delivery_location_id": pl.Int32(),
+            },
+        ),
+        SourceTable(
+            "payment",
+            "payment_id",
+            {
+                "payment_id": pl.Int32(),
+                "created_at": TIMESTAMP,
+                "last_updated": TIMESTAMP,
+                "transaction_id": pl.Int32(),
+                "counterparty_id": pl.Int32(),
+                "payment_amount": PRICE,
+                "currency_id": pl.Int32(),
+                "payment_type_id": pl.Int32(),
+                "paid": pl.Boolean(),
+                "payment_date": pl.Date(),
+            },
+            sensitive=frozenset({"company_ac_number", "counterparty_ac_number"}),
+        ),
+        SourceTable(
+            "transaction",
+            "transaction_id",
+            {
+                "transaction_id": pl.Int32(),
+                "transaction_type": pl.String(),
+                "sales_order_id": pl.Int32(),
+                "purchase_order_id": pl.Int32(),
+                "created_at": TIMESTAMP,
+                "last_updated": TIMESTAMP,
+            },
+            nullable=frozenset({"sales_order_id", "purchase_order_id"}),
+        ),
+        SourceTable(
+            "payment_type",
+            "payment_type_id",
+            {
+                "payment_type_id": pl.Int32(),
+                "payment_type_name": pl.String(),
+                "created_at": TIMESTAMP,
                 "last_updated": TIMESTAMP,
             },
         ),
