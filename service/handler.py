@@ -28,7 +28,8 @@ from service.observability import (
     route_package_logs,
     run_fields,
 )
-from service.pipeline import INGESTION_PREFIXES, new_run_id
+from service.outcomes import new_run_id
+from service.planner import INGESTION_PREFIXES
 from service.settings import Settings
 from service.storage import S3Storage, open_storage
 

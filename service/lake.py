@@ -33,33 +33,33 @@ from deltalake.exceptions import TableNotFoundError
 
 from service.storage import Storage
 from transforms import schemas
+from transforms.dimensions import DIMENSIONS
+from transforms.facts import FACTS, FACTS_BY_SOURCE
 
-# Public tables (API and CLI names) and the internal state tables, with their paths.
+# Public tables (API and CLI names) and the internal state tables, with their paths: from the
+# declarations of the facts (transforms/facts.py) and the dimensions (transforms/dimensions.py).
 TABLE_PATHS: dict[str, str] = {
-    "fact_sales_order": "fact/sales_order",
+    **{name: spec.path for name, spec in FACTS.items()},
     "dim_date": "dimension/date",
-    "dim_staff": "dimension/staff",
-    "dim_location": "dimension/location",
-    "dim_design": "dimension/design",
-    "dim_currency": "dimension/currency",
-    "dim_counterparty": "dimension/counterparty",
+    **{name: spec.path for name, spec in DIMENSIONS.items()},
 }
 STATE_PATHS: dict[str, str] = {
     "ledger": "_state/ledger",
     "rejects": "_state/rejects",
     "runs": "_state/runs",
-    **{f"source_{t}": f"_state/source/{t}" for t in schemas.SOURCE_TABLES if t != "sales_order"},
+    # the latest row of every member of the source tables dimensions are built from
+    **{
+        f"source_{t}": f"_state/source/{t}"
+        for t in schemas.SOURCE_TABLES
+        if t not in FACTS_BY_SOURCE
+    },
 }
 ALL_PATHS = {**TABLE_PATHS, **STATE_PATHS}
 
 TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
-    "fact_sales_order": schemas.FACT_SALES_ORDER,
+    **{name: spec.schema for name, spec in FACTS.items()},
     "dim_date": schemas.DIM_DATE,
-    "dim_staff": schemas.DIM_STAFF,
-    "dim_location": schemas.DIM_LOCATION,
-    "dim_design": schemas.DIM_DESIGN,
-    "dim_currency": schemas.DIM_CURRENCY,
-    "dim_counterparty": schemas.DIM_COUNTERPARTY,
+    **{name: spec.schema for name, spec in DIMENSIONS.items()},
 }
 
 

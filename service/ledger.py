@@ -358,8 +358,17 @@ class Ledger:
         self.runs_book = RunBook(lake.storage, lake)
 
     # -- files --------------------------------------------------------------------------------
-    def recorded_files(self) -> set[str]:
-        return set(self.files.load()["source_file"].to_list())
+    def recorded_files(self, reopened_tables: Iterable[str] = ()) -> set[str]:
+        """Keys with a ledger row, less the files recorded `skipped` of `reopened_tables`
+        (tables a newer release models: their files are pending again, so an upgraded root
+        backfills them from the bucket)."""
+        files = self.files.load()
+        reopened = list(reopened_tables)
+        if reopened:
+            files = files.filter(
+                ~((pl.col("outcome") == "skipped") & pl.col("source_table").is_in(reopened))
+            )
+        return set(files["source_file"].to_list())
 
     def file_statuses(self) -> pl.DataFrame:
         """The latest outcome of every recorded file, sorted by key."""

@@ -32,10 +32,11 @@ from deltalake import CommitProperties, DeltaTable, WriterProperties
 from service.lake import ALL_PATHS, CHECKPOINT_INTERVAL, Lake
 from service.lease import Lease
 from service.settings import RETENTION_DAYS_MAX
+from transforms.facts import FACTS
 
 # Tables whose compacted files are sorted by a key (z-order on one column = a sort): lookups
 # by that key (the pipeline's stored-version lookup, a sale's history) then skip most files.
-ZORDER: dict[str, list[str]] = {"fact_sales_order": ["sales_order_id"]}
+ZORDER: dict[str, list[str]] = {name: spec.zorder for name, spec in FACTS.items()}
 # The pipeline's writes (write_deltalake) use Snappy; optimize would default to ZSTD, which made
 # the compacted fact table measurably slower to read on this machine (decompression).
 _WRITER = WriterProperties(compression="SNAPPY")

@@ -1,5 +1,6 @@
-"""Questions analysts ask of the fact table: a sale's history, its current state, the state of
-every sale as of a business time; each also at a Delta version (time travel)."""
+"""Questions analysts ask of a fact table (any declared fact): an id's history, its current
+state, the state of every id as of a business time; each also at a Delta version (time
+travel)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ import polars as pl
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
-from service import catalog as fact_index
 from service.catalog import Catalog
+from service.fact_index import FactIndex, bucket_of
 from service.lake import ALL_PATHS, TABLE_PATHS, TABLE_SCHEMAS, Lake, TableInfo, UnknownTable
 from service.storage import LocalStorage
-from transforms import fact_sales_order as fact
-from transforms.schemas import FACT_SALES_ORDER
+from transforms import fact_versions
+from transforms.fact_sales_order import SALES
+from transforms.fact_spec import FactSpec
 
 
 class NoSuchVersion(ValueError):
@@ -76,19 +78,18 @@ def read_version(lake: Lake, name: str, version: int | None, read: Callable[[], 
         raise VersionNotKept(name, version, kept_days(latest)) from exc
 
 
-def _fact(lake: Lake, version: int | None = None, where: pl.Expr | None = None) -> pl.DataFrame:
+def fact_rows(
+    lake: Lake, spec: FactSpec, version: int | None = None, where: pl.Expr | None = None
+) -> pl.DataFrame:
+    """A fact's rows (at a Delta version if given, filtered by `where`)."""
+    name = spec.name
     if version is not None:
-        dt = lake.table("fact_sales_order")
+        dt = lake.table(name)
         if dt is None or version < 0 or version > dt.version():
             latest = dt.version() if dt is not None else None
-            raise NoSuchVersion(f"fact_sales_order has no version {version} (latest is {latest})")
-    frame = read_version(
-        lake,
-        "fact_sales_order",
-        version,
-        lambda: lake.read("fact_sales_order", version=version, where=where),
-    )
-    return pl.DataFrame(schema=FACT_SALES_ORDER) if frame is None else frame
+            raise NoSuchVersion(f"{name} has no version {version} (latest is {latest})")
+    frame = read_version(lake, name, version, lambda: lake.read(name, version=version, where=where))
+    return pl.DataFrame(schema=spec.schema) if frame is None else frame
 
 
 # The columns a person reads in a sale's history (CLI table, demo); the JSON forms carry all.
@@ -104,72 +105,101 @@ HISTORY_VIEW_COLUMNS = [
 ]
 
 
-def sale_history(lake: Lake, sales_order_id: int, version: int | None = None) -> pl.DataFrame:
-    """Every stored version of one sale, oldest first, deletion included."""
-    rows = _history_from_index(lake, sales_order_id) if version is None else None
+def history(lake: Lake, spec: FactSpec, ident: int, version: int | None = None) -> pl.DataFrame:
+    """Every stored version of one id of a fact, oldest first, deletion included."""
+    rows = _history_from_index(lake, spec, ident) if version is None else None
     if rows is None:
-        rows = _fact(lake, version, pl.col("sales_order_id") == sales_order_id)
-    return rows.sort(["last_updated", "sales_record_id"])
+        rows = fact_rows(lake, spec, version, pl.col(spec.id_column) == ident)
+    return rows.sort(["last_updated", spec.record_id])
 
 
-def _history_from_index(lake: Lake, sales_order_id: int) -> pl.DataFrame | None:
-    """The sale's versions read from just the data files the fact index names (a few
-    requests, whatever the table's history); None when the index cannot be trusted (it lags the
-    table, or a file moved since): the caller then scans the table."""
+def _history_from_index(lake: Lake, spec: FactSpec, ident: int) -> pl.DataFrame | None:
+    """The id's versions read from just the data files the fact index names (a few requests,
+    whatever the table's history); None when the index cannot be trusted (it lags the table,
+    or a file moved since): the caller then scans the table."""
+    name = spec.name
     catalog = Catalog.load(lake.storage)
-    state = catalog.tables.get("fact_sales_order")
-    if state is None or catalog.fact_index_version != state.version:
+    state = catalog.tables.get(name)
+    if state is None or not catalog.index_is_current(name):
         return None
-    if lake.next_version_exists("fact_sales_order", state.version):
+    if lake.next_version_exists(name, state.version):
         return None
-    ids = pl.Series([sales_order_id], dtype=pl.Int32)
-    index = fact_index.read_index(lake.storage, fact_index.bucket_of(ids), catalog.index_buckets)
-    index = index.filter(pl.col("sales_order_id") == sales_order_id)
-    if index.is_empty():
-        return pl.DataFrame(schema=FACT_SALES_ORDER)
-    if index["path"].null_count():
+    entry = catalog.fact(name)
+    ids = pl.Series([ident], dtype=spec.id_dtype)
+    index = FactIndex(lake.storage, spec, entry.index_prefix)
+    found = index.read(bucket_of(ids), entry.index_buckets)
+    found = found.filter(pl.col(spec.id_column) == ident)
+    if found.is_empty():
+        return pl.DataFrame(schema=spec.schema)
+    if found["path"].null_count():
         return None
-    table = lake.uri("fact_sales_order").rstrip("/")
-    uris = [f"{table}/{path}" for path in sorted(index["path"].unique().to_list())]
+    table = lake.uri(name).rstrip("/")
+    uris = [f"{table}/{path}" for path in sorted(found["path"].unique().to_list())]
     try:
         rows = (
             pl.scan_parquet(uris, storage_options=lake.options or None)
-            .filter(pl.col("sales_order_id") == sales_order_id)
+            .filter(pl.col(spec.id_column) == ident)
             .collect()
         )
     except Exception:  # vacuumed or compacted meanwhile: the table scan answers
         return None
-    return rows.select([pl.col(c).cast(t) for c, t in FACT_SALES_ORDER.items()])
+    return rows.select([pl.col(c).cast(t) for c, t in spec.schema.items()])
+
+
+def current(
+    lake: Lake, spec: FactSpec, as_of: datetime | None = None, version: int | None = None
+) -> pl.DataFrame:
+    """Every live id of a fact: its latest version (as of a business time if given), deletions
+    hidden."""
+    rows = fact_rows(lake, spec, version)
+    if as_of is None:
+        state = fact_versions.current_state(spec, rows)
+    else:
+        state = fact_versions.state_as_of(spec, rows, as_of)
+    return state.sort(spec.id_column)
+
+
+@dataclass(frozen=True)
+class VersionState:
+    ident: int
+    status: str  # current | deleted | not_found
+    row: dict[str, object] | None
+    deleted_at: datetime | None = None
+
+    @property
+    def sales_order_id(self) -> int:  # the sales routes' name for it
+        return self.ident
+
+
+SaleState = VersionState
+
+
+def state_of(lake: Lake, spec: FactSpec, ident: int, as_of: datetime | None = None) -> VersionState:
+    """One id now or as of a business time; says whether it was deleted or never existed."""
+    rows = history(lake, spec, ident)
+    if as_of is not None:
+        rows = rows.filter(pl.col("last_updated") <= as_of)
+    if rows.is_empty():
+        return VersionState(ident, "not_found", None)
+    latest = rows.row(-1, named=True)
+    if latest["change_type"] == "delete":
+        return VersionState(ident, "deleted", latest, latest["last_updated"])
+    return VersionState(ident, "current", latest)
+
+
+# The sales fact's questions, as the sales routes, the CLI and the console ask them.
+def sale_history(lake: Lake, sales_order_id: int, version: int | None = None) -> pl.DataFrame:
+    return history(lake, SALES, sales_order_id, version)
 
 
 def current_sales(
     lake: Lake, as_of: datetime | None = None, version: int | None = None
 ) -> pl.DataFrame:
-    """Every live sale: its latest version (as of a business time if given), deletions hidden."""
-    history = _fact(lake, version)
-    state = fact.current_state(history) if as_of is None else fact.state_as_of(history, as_of)
-    return state.sort("sales_order_id")
+    return current(lake, SALES, as_of, version)
 
 
-@dataclass(frozen=True)
-class SaleState:
-    sales_order_id: int
-    status: str  # current | deleted | not_found
-    row: dict[str, object] | None
-    deleted_at: datetime | None = None
-
-
-def sale_state(lake: Lake, sales_order_id: int, as_of: datetime | None = None) -> SaleState:
-    """One sale now or as of a business time; says whether it was deleted or never existed."""
-    history = sale_history(lake, sales_order_id)
-    if as_of is not None:
-        history = history.filter(pl.col("last_updated") <= as_of)
-    if history.is_empty():
-        return SaleState(sales_order_id, "not_found", None)
-    latest = history.row(-1, named=True)
-    if latest["change_type"] == "delete":
-        return SaleState(sales_order_id, "deleted", latest, latest["last_updated"])
-    return SaleState(sales_order_id, "current", latest)
+def sale_state(lake: Lake, sales_order_id: int, as_of: datetime | None = None) -> VersionState:
+    return state_of(lake, SALES, sales_order_id, as_of)
 
 
 def table_infos(lake: Lake, version: int | None = None) -> list[TableInfo]:

@@ -1,4 +1,5 @@
-"""Apply one large sales_order file in pieces: memory set by the piece size, not the file.
+"""Apply one large file of a fact's source table in pieces: memory set by the piece size, not
+the file.
 
 The file is read in ranged reads and cut into pieces of whole records (transforms/chunks.py);
 each piece is typed and validated by `parse_file` (rejects per record, numbered in the file),
@@ -8,14 +9,14 @@ data file. Nothing is committed until the whole file is read: then every data fi
 Delta commit (the file is still applied atomically; a crash before it leaves only orphan data
 files, which readers never see and `maintain`'s vacuum removes), followed by the fact index
 (bucket by bucket, from a spill on local disk), inferred members, calendar, rejects and ledger,
-in the order the whole-file path uses.
+in the order the whole-file path uses (service/fact_store.py, service/batch.py).
 
-What is held whole: a bitmap of the file's order ids (the snapshot, for deletion detection and
-for orders that repeat across pieces: one bit per id, 1.25 MB for 10M ids), the rejects, and
-small per-dimension key sets. A file that the pieces cannot reproduce exactly (a piece the parser
-reads as something other than records, say a cut inside a string; an order whose versions arrive
-out of time order across pieces) raises NotStreamable before any commit, and is applied the
-whole-file way.
+What is held whole: a bitmap of the file's ids (the snapshot, for deletion detection and for ids
+that repeat across pieces: one bit per id, 1.25 MB for 10M ids), the rejects, and small
+per-dimension key sets. A file that the pieces cannot reproduce exactly (a piece the parser reads
+as something other than records, say a cut inside a string; an id whose versions arrive out of
+time order across pieces) raises NotStreamable before any commit, and is applied the whole-file
+way.
 """
 
 from __future__ import annotations
@@ -25,39 +26,35 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import polars as pl
 
-from service import catalog as fact_index
-from service.lake import ALL_PATHS, TABLE_SCHEMAS, DataFile, Lake
-from service.ledger import FileOutcome
+from service.batch import BatchTail, finish_batch
+from service.context import RunContext
+from service.fact_index import BUCKET_IDS, FactIndex, bucket_of
+from service.fact_store import Baseline, FactStore, deletion_skipped
+from service.lake import ALL_PATHS, DataFile
+from service.outcomes import RunSummary, file_outcome
+from service.planner import PlannedFile
+from service.references import Referenced, calendar_extension, inferred_members
 from service.storage import Storage
-from transforms import chunks
-from transforms import fact_sales_order as fact
-from transforms.dim_date import FACT_DATE_COLUMNS
-from transforms.dimensions import DIMENSION_KEYS
+from transforms import chunks, fact_versions
+from transforms.fact_spec import FactSpec
+from transforms.facts import FACTS_BY_SOURCE
 from transforms.parse import JSON_FIELD, REJECT_COUNTS, ParsedFile, ParseLimits, parse_file
 from transforms.schemas import REJECTS, SOURCE_TABLES
 
-if TYPE_CHECKING:
-    from service.pipeline import Pipeline, PlannedFile, RunSummary
-
 log = logging.getLogger("totesys.streaming")
 
-FACT = "fact_sales_order"
 HEAD_BYTES = 64 * 1024  # enough to see how a file holds its records
 TAIL_BYTES = 4 * 1024
 CACHED_BUCKETS = 4  # fact index buckets kept while pieces are applied
 MAX_JOINED = 4  # pieces that do not read alone are joined up to this many times the piece size
+LAST_PIECE = 999_999  # the spill name of the deletions, after every piece
 
 
 class NotStreamable(Exception):
     """The file must be applied the whole-file way (the reason says why)."""
-
-
-def is_streamed(table: str, size: int, chunk_bytes: int) -> bool:
-    return table == "sales_order" and size > chunk_bytes
 
 
 def read_pieces(storage: Storage, key: str, size: int, chunk_bytes: int) -> Iterator[chunks.Piece]:
@@ -74,10 +71,11 @@ def _reader(storage: Storage, key: str) -> chunks.Read:
     return lambda start, end: storage.read_range(key, start, end)
 
 
-class _SeenOrders:
-    """Which order ids the file has shown so far: one bit per id (a bit-packed Boolean)."""
+class _SeenIds:
+    """Which ids the file has shown so far: one bit per id (a bit-packed Boolean)."""
 
-    def __init__(self) -> None:
+    def __init__(self, id_column: str) -> None:
+        self.id_column = id_column
         self.flags = pl.Series("seen", [], dtype=pl.Boolean())
 
     def contains(self, ids: pl.Series) -> pl.Series:
@@ -91,7 +89,7 @@ class _SeenOrders:
             return
         low, high = ids.min(), ids.max()
         if low is None or int(low) < 0:  # type: ignore[arg-type]
-            raise NotStreamable("negative sales_order_id")
+            raise NotStreamable(f"negative {self.id_column}")
         top = int(high) + 1  # type: ignore[arg-type]
         if top > self.flags.len():
             grow = max(top, 2 * self.flags.len()) - self.flags.len()
@@ -107,8 +105,8 @@ class _SeenOrders:
 class _IndexCache:
     """Stored versions of the fact index's buckets, a few buckets kept."""
 
-    def __init__(self, storage: Storage, present: list[int]) -> None:
-        self.storage = storage
+    def __init__(self, index: FactIndex, present: list[int]) -> None:
+        self.index = index
         self.present = set(present)
         self.kept: dict[int, pl.DataFrame] = {}
 
@@ -116,46 +114,49 @@ class _IndexCache:
         if bucket not in self.kept:
             if len(self.kept) >= CACHED_BUCKETS:
                 self.kept.pop(next(iter(self.kept)))
-            frame = fact_index.read_index(self.storage, [bucket], sorted(self.present))
-            self.kept[bucket] = frame.select(fact_index.INDEX_KEY_COLUMNS)
+            frame = self.index.read([bucket], sorted(self.present))
+            self.kept[bucket] = frame.select(self.index.key_columns)
         return self.kept[bucket]
 
     def versions_of(self, ids: pl.Series) -> pl.DataFrame:
-        buckets = [b for b in fact_index.bucket_of(ids) if b in self.present]
+        key = self.index.spec.version_key
+        buckets = [b for b in bucket_of(ids) if b in self.present]
         if not buckets:
-            return pl.DataFrame(schema={c: fact_index.INDEX_SCHEMA[c] for c in fact.VERSION_KEY})
+            return self.index.empty(key)
         stored = pl.concat([self.bucket(b) for b in buckets])
-        return stored.filter(pl.col("sales_order_id").is_in(ids.implode())).select(fact.VERSION_KEY)
+        return stored.filter(pl.col(self.index.id_column).is_in(ids.implode())).select(key)
 
 
 class _Referenced:
     """What the file's versions reference, for inferred members and the calendar, kept small:
     the distinct keys per dimension column and the date range per date column."""
 
-    def __init__(self) -> None:
+    def __init__(self, spec: FactSpec) -> None:
+        self.spec = spec
         self.keys: dict[str, pl.Series] = {}
         self.dates: dict[str, list[object]] = {}
 
     def add(self, versions: pl.DataFrame) -> None:
-        for _, column in DIMENSION_KEYS.values():
+        for column in self.spec.references:
             values = versions[column].drop_nulls().unique()
             known = self.keys.get(column)
             self.keys[column] = values if known is None else pl.concat([known, values]).unique()
-        for column in FACT_DATE_COLUMNS:
+        for column in self.spec.dates:
             values = versions[column].drop_nulls()
             if values.is_empty():
                 continue
             self.dates.setdefault(column, []).extend([values.min(), values.max()])
 
-    def frame(self, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    def frame(self) -> pl.DataFrame:
         """A frame holding every referenced key and the extreme dates (padded with nulls)."""
-        columns: dict[str, pl.Series] = {}
-        for column, values in self.keys.items():
-            columns[column] = values
+        schema = self.spec.schema
+        columns: dict[str, pl.Series] = dict(self.keys)
         for column, dates in self.dates.items():
             present = [d for d in dates if d is not None]
             columns[column] = pl.Series(column, [min(present), max(present)], dtype=pl.Date())  # type: ignore[type-var]
         height = max((s.len() for s in columns.values()), default=0)
+        if not height:
+            return pl.DataFrame(schema=schema)
         out = {
             name: (
                 columns[name].extend_constant(None, height - columns[name].len())
@@ -164,172 +165,248 @@ class _Referenced:
             ).cast(dtype)
             for name, dtype in schema.items()
         }
-        return pl.DataFrame(out, schema=schema) if height else pl.DataFrame(schema=schema)
+        return pl.DataFrame(out, schema=schema)
+
+
+class _Problems:
+    """The file's rejects: the first `cap` in detail (as parse_file keeps them), all counted."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.details: list[pl.DataFrame] = []
+        self.detailed = 0
+        self.counts: list[pl.DataFrame] = []
+        self.records_rejected = 0
+
+    def add(self, result: ParsedFile, records_before: int, lines_before: int) -> None:
+        if result.rejects.height and self.detailed < self.cap:
+            part = _in_file(
+                result.rejects.head(self.cap - self.detailed), records_before, lines_before
+            )
+            self.details.append(part)
+            self.detailed += part.height
+        if result.reject_counts is not None and result.reject_counts.height:
+            self.counts.append(result.reject_counts)
+        self.records_rejected += result.records_rejected
+
+    def parsed_file(self, table: str, records: int) -> ParsedFile:
+        rejects = (
+            pl.concat(self.details, how="vertical_relaxed").select(
+                [pl.col(c).cast(t) for c, t in REJECTS.items()]
+            )
+            if self.details
+            else pl.DataFrame(schema=REJECTS)
+        )
+        counts = (
+            pl.concat(self.counts)
+            .group_by("field", "reason")
+            .agg(pl.col("count").sum())
+            .sort(["count", "field", "reason"], descending=[True, False, False])
+            if self.counts
+            else pl.DataFrame(schema=REJECT_COUNTS)
+        )
+        return ParsedFile(
+            rows=pl.DataFrame(schema=SOURCE_TABLES[table].columns),
+            rejects=rejects,
+            records_read=records,
+            records_rejected=self.records_rejected,
+            reject_counts=counts,
+        )
+
+
+class _StreamedFile:
+    """One large file applied in pieces: the versions each piece adds, written as data files
+    and spilled index rows, committed at the end."""
+
+    def __init__(self, ctx: RunContext, item: PlannedFile, seq: int, summary: RunSummary) -> None:
+        self.ctx, self.item, self.seq, self.summary = ctx, item, seq, summary
+        self.spec = FACTS_BY_SOURCE[item.key.table]
+        self.store = FactStore(ctx, self.spec)
+        self.store.make_index_current()  # fresh or rebuilt
+        self.next_id = self.store.next_record_id()
+        self.index = _IndexCache(self.store.index, self.store.state.index_buckets)
+        self.seen = _SeenIds(self.spec.id_column)
+        self.referenced = _Referenced(self.spec)
+        self.problems = _Problems(ctx.limits.max_reject_details)
+        self.written: list[DataFile] = []
+        self.touched: set[int] = set()
+        self.records = self.good_rows = 0
+        self.spill = Path(tempfile.mkdtemp(prefix="totesys-index-spill-"))
+        self.committed = False
+
+    def write(self, numbered: pl.DataFrame, number: int) -> None:
+        """One data file of new versions, and their index rows spilled by bucket."""
+        if numbered.is_empty():
+            return
+        spec = self.spec
+        data_file = self.ctx.lake.write_data_file(spec.name, numbered)
+        self.written.append(data_file)
+        self.next_id = int(numbered[spec.record_id].max()) + 1  # type: ignore[arg-type]
+        added = numbered.select(spec.index_key_columns).with_columns(
+            pl.lit(data_file.path).alias("path"),
+            (pl.col(spec.id_column) // BUCKET_IDS).alias("_bucket"),
+        )
+        for (bucket,), part in added.partition_by("_bucket", as_dict=True).items():
+            folder = self.spill / f"{int(bucket):08d}"
+            folder.mkdir(exist_ok=True)
+            part.drop("_bucket").write_parquet(folder / f"{number:06d}.parquet")
+            self.touched.add(int(bucket))
+
+    def apply_piece(self, number: int, piece: chunks.Piece, result: ParsedFile) -> None:
+        spec = self.spec
+        self.problems.add(result, self.records, piece.lines_before)
+        rows = result.rows.with_columns(
+            pl.col("record_number") + self.records,
+            pl.lit(self.item.key.key).alias("source_file"),
+            pl.lit(self.seq, dtype=pl.Int64()).alias("file_seq"),
+        )
+        self.records += result.records_read
+        self.good_rows += rows.height
+        versions = fact_versions.source_versions(spec, rows)
+        self.referenced.add(versions)
+        ids = versions[spec.id_column]
+        stored = self.index.versions_of(ids)
+        again = ids.filter(self.seen.contains(ids))
+        if again.len():
+            stored = pl.concat([stored, self._earlier_versions(versions, again)])
+        self.seen.add(ids)
+        new = fact_versions.new_versions(spec, versions, stored)
+        self.write(
+            fact_versions.number_versions(spec, new, self.next_id, self.summary.run_id), number
+        )
+
+    def _earlier_versions(self, versions: pl.DataFrame, again: pl.Series) -> pl.DataFrame:
+        """Ids an earlier piece of this file held: its versions count as stored."""
+        spec, ident = self.spec, self.spec.id_column
+        uris = [f"{self.ctx.lake.uri(spec.name).rstrip('/')}/{f.path}" for f in self.written]
+        if not uris:
+            return self.index.index.empty(spec.version_key)
+        earlier = (
+            pl.scan_parquet(uris, storage_options=self.ctx.lake.options or None)
+            .filter(pl.col(ident).is_in(again.implode()))
+            .select(spec.version_key)
+            .collect()
+        )
+        first = earlier.group_by(ident).agg(pl.col("last_updated").min())
+        before = versions.join(first, on=ident, suffix="_first").filter(
+            pl.col("last_updated") < pl.col("last_updated_first")
+        )
+        if before.height:
+            raise NotStreamable(f"a {spec.label}'s versions arrive out of time order")
+        return earlier
+
+    def deletions(self) -> pl.DataFrame:
+        """`delete` versions for the live stored ids the baseline lacks, one index bucket at a
+        time (every id of the file is in the snapshot, so only stored versions can be deleted)."""
+        spec, key = self.spec, self.item.key
+        baseline = Baseline(self.seq, key, pl.Series([], dtype=pl.Int32()), 0)
+        gone: list[pl.Series] = []
+        for bucket in sorted(self.index.present):
+            low = bucket * BUCKET_IDS
+            stored = self.index.bucket(bucket)
+            if stored.is_empty():
+                continue
+            candidates = fact_versions.deletion_versions(
+                spec,
+                fact_versions.latest_versions(spec, stored),
+                self.seen.in_range(low, low + BUCKET_IDS),
+                key.timestamp,
+                key.key,
+                self.seq,
+            )
+            if candidates.height:
+                gone.append(candidates[spec.id_column])
+        if not gone:
+            return pl.DataFrame()
+        full = self.store.stored_rows(pl.concat(gone))
+        if full is None:
+            return pl.DataFrame()
+        latest = fact_versions.latest_versions(spec, full)
+        return fact_versions.deletion_versions(
+            spec, latest, baseline.ids, key.timestamp, key.key, self.seq
+        )
+
+    def finish(self) -> None:
+        """Deletions, then everything that can fail on data, then the commits."""
+        spec, key, summary = self.spec, self.item.key, self.summary
+        if self.records and not self.good_rows and self.problems.details:
+            raise NotStreamable("no record of the file reads")  # the parser says so for the file
+        whole = self.problems.parsed_file(key.table, self.records)
+        if key.kind == "baseline":
+            if whole.problems:
+                summary.warnings.append(deletion_skipped(spec, key.key, whole.problems))
+            else:
+                tombstones = self.deletions()
+                if tombstones.height:
+                    numbered = fact_versions.number_versions(
+                        spec, tombstones, self.next_id, summary.run_id
+                    )
+                    self.referenced.add(numbered)
+                    self.write(numbered, LAST_PIECE)
+        referenced: Referenced = [(spec, self.referenced.frame())]
+        tail = BatchTail(
+            keys=[key.key],
+            rejects=whole.rejects,
+            counted={key.key: whole.reject_counts.to_dicts()}
+            if whole.reject_counts is not None and whole.reject_counts.height
+            else {},
+            outcomes=[file_outcome(key, self.item.info.size, whole)],
+            inferred=inferred_members(self.ctx, referenced, {}),
+            extension=calendar_extension(self.ctx, referenced),
+            referenced=referenced,
+        )
+        if self.written:
+            if not self.store.commit_streamed(self.written, summary):
+                raise NotStreamable(f"{spec.name} moved past the version planned against")
+            self.committed = True
+            self.store.index_streamed(self.touched, self.next_id, self._write_index)
+        finish_batch(self.ctx, tail, summary)
+
+    def _write_index(self, index: FactIndex, buckets: list[int], present: list[int]) -> None:
+        """Rewrite the touched index buckets: stored versions plus this file's, one at a time."""
+        for bucket in buckets:
+            stored = index.read([bucket], present)
+            added = pl.read_parquet(sorted((self.spill / f"{bucket:08d}").glob("*.parquet")))
+            both = pl.concat(
+                [stored, added.select([pl.col(c).cast(t) for c, t in index.schema.items()])]
+            )
+            index.write(both.unique(subset=self.spec.version_key, keep="last"), [bucket])
+
+    def discard(self) -> None:
+        """Remove the data files of a file that was not committed (readers never saw them)."""
+        table = ALL_PATHS[self.spec.name]
+        self.ctx.processed.delete_many([f"{table}/{f.path}" for f in self.written])
 
 
 def apply_streamed(
-    pipeline: Pipeline,
+    ctx: RunContext,
     item: PlannedFile,
     seq: int,
     summary: RunSummary,
     progress: Callable[[str], None] | None = None,
 ) -> None:
-    """Apply one large sales_order file (a batch of its own). NotStreamable before any commit
-    if the file must be applied the whole-file way (its data files are removed first)."""
-    from service.pipeline import _outcome
-
-    lake, settings = pipeline.lake, pipeline.settings
-    key = item.key.key
-    run_id = summary.run_id
-    pipeline._fact_index(pl.Series("sales_order_id", [], dtype=pl.Int32()))  # fresh or rebuilt
-    catalog = pipeline.catalog
-    state = catalog.tables.get(FACT)  # current now (the index check above made sure)
-    if catalog.next_record_id is None:
-        top = lake.column_max(FACT, "sales_record_id")
-        catalog.next_record_id = int(top or 0) + 1
-    next_id = catalog.next_record_id
-    index = _IndexCache(pipeline.processed, catalog.index_buckets)
-    seen = _SeenOrders()
-    referenced = _Referenced()
-    written: list[DataFile] = []
-    rejects_parts: list[pl.DataFrame] = []
-    touched: set[int] = set()
-    records = good_rows = records_rejected = details = 0
-    cap = pipeline.limits.max_reject_details
-    counts_parts: list[pl.DataFrame] = []
-    spill = Path(tempfile.mkdtemp(prefix="totesys-index-spill-"))
-    committed = False
+    """Apply one large file of a fact's source table (a batch of its own). NotStreamable
+    before any commit if the file must be applied the whole-file way (its data files are
+    removed first)."""
+    streamed = _StreamedFile(ctx, item, seq, summary)
     try:
-
-        def store(numbered: pl.DataFrame, number: int) -> None:
-            nonlocal next_id
-            if numbered.is_empty():
-                return
-            data_file = lake.write_data_file(FACT, numbered)
-            written.append(data_file)
-            next_id = int(numbered["sales_record_id"].max()) + 1  # type: ignore[arg-type]
-            added = numbered.select(fact_index.INDEX_KEY_COLUMNS).with_columns(
-                pl.lit(data_file.path).alias("path"),
-                (pl.col("sales_order_id") // fact_index.BUCKET_IDS).alias("_bucket"),
-            )
-            for (bucket,), part in added.partition_by("_bucket", as_dict=True).items():
-                folder = spill / f"{int(bucket):08d}"
-                folder.mkdir(exist_ok=True)
-                part.drop("_bucket").write_parquet(folder / f"{number:06d}.parquet")
-                touched.add(int(bucket))
-
-        pieces = read_pieces(
-            pipeline.ingestion, item.info.key, item.info.size, settings.chunk_bytes
+        pieces = read_pieces(ctx.ingestion, item.info.key, item.info.size, ctx.settings.chunk_bytes)
+        read = _reader(ctx.ingestion, item.info.key)
+        parsed = _parsed_pieces(
+            pieces, read, item.key.table, item.key.key, ctx.settings.chunk_bytes, ctx.limits
         )
-        read = _reader(pipeline.ingestion, item.info.key)
-        parsed = _parsed_pieces(pieces, read, key, settings.chunk_bytes, pipeline.limits)
         for number, (piece, result) in enumerate(parsed):
             if progress:
-                progress(f"applying {key} in pieces: {records:,} records so far")
-            if result.rejects.height and details < cap:
-                # the first `cap` problems of the file in detail, as parse_file keeps them
-                part = _in_file(result.rejects.head(cap - details), records, piece.lines_before)
-                rejects_parts.append(part)
-                details += part.height
-            if result.reject_counts is not None and result.reject_counts.height:
-                counts_parts.append(result.reject_counts)
-            records_rejected += result.records_rejected
-            rows = result.rows.with_columns(
-                pl.col("record_number") + records,
-                pl.lit(key).alias("source_file"),
-                pl.lit(seq, dtype=pl.Int64()).alias("file_seq"),
-            )
-            records += result.records_read
-            good_rows += rows.height
-            versions = fact.order_versions(rows)
-            referenced.add(versions)
-            ids = versions["sales_order_id"]
-            stored = index.versions_of(ids)
-            again = ids.filter(seen.contains(ids))
-            if again.len():
-                # orders an earlier piece of this file held: its versions count as stored
-                earlier = _written_versions(lake, written, again)
-                first = earlier.group_by("sales_order_id").agg(pl.col("last_updated").min())
-                before = versions.join(first, on="sales_order_id", suffix="_first").filter(
-                    pl.col("last_updated") < pl.col("last_updated_first")
-                )
-                if before.height:
-                    raise NotStreamable("an order's versions arrive out of time order")
-                stored = pl.concat([stored, earlier.select(fact.VERSION_KEY)])
-            seen.add(ids)
-            new = fact.new_versions(versions, stored)
-            store(fact.number_versions(new, next_id, run_id), number)
-            del rows, versions, new, result
-
-        if records and not good_rows and rejects_parts:
-            raise NotStreamable("no record of the file reads")  # the parser says so for the file
-        rejects = (
-            pl.concat(rejects_parts, how="vertical_relaxed").select(
-                [pl.col(c).cast(t) for c, t in REJECTS.items()]
-            )
-            if rejects_parts
-            else pl.DataFrame(schema=REJECTS)
-        )
-        counts = (
-            pl.concat(counts_parts)
-            .group_by("field", "reason")
-            .agg(pl.col("count").sum())
-            .sort(["count", "field", "reason"], descending=[True, False, False])
-            if counts_parts
-            else pl.DataFrame(schema=REJECT_COUNTS)
-        )
-        whole = ParsedFile(
-            rows=pl.DataFrame(schema=SOURCE_TABLES["sales_order"].columns),
-            rejects=rejects,
-            records_read=records,
-            records_rejected=records_rejected,
-            reject_counts=counts,
-        )
-        outcome: FileOutcome = _outcome(item, whole)
-        if item.key.kind == "baseline":
-            if whole.problems:
-                summary.warnings.append(
-                    f"deletion detection skipped for {key}: {whole.problems} "
-                    "problems in rejected rows could hide orders that are still live"
-                )
-            else:
-                tombstones = _deletions(pipeline, index, seen, item, seq)
-                if tombstones.height:
-                    numbered = fact.number_versions(tombstones, next_id, run_id)
-                    referenced.add(numbered)
-                    store(numbered, 999_999)
-
-        # everything that can fail on data, before the first commit
-        referenced_frame = referenced.frame(TABLE_SCHEMAS[FACT])
-        inferred = pipeline._inferred_members(referenced_frame, {})
-        extension = pipeline._calendar_extension(referenced_frame)
-
-        rows_added = sum(f.rows for f in written)
-        if written:
-            version = state.version if state is not None else None
-            if not lake.commit_data_files(FACT, written, run_id, version):
-                raise NotStreamable(f"{FACT} moved past version {version} during the run")
-            committed = True
-            new_version = 0 if version is None else version + 1
-            rows_before = state.rows if state is not None else 0
-            catalog.set_table(FACT, new_version, rows_before + rows_added, "WRITE")
-            summary.add_rows(FACT, rows_added)
-            lake.before_commit("_state")
-            _write_index(pipeline.processed, spill, sorted(touched), catalog.index_buckets)
-            catalog.index_buckets = sorted(set(catalog.index_buckets) | touched)
-            catalog.next_record_id = next_id
-            catalog.fact_index_version = new_version
-        counted = {key: counts.to_dicts()} if counts.height else {}
-        pipeline._after_facts(
-            [key], rejects, counted, [outcome], inferred, extension, referenced_frame, summary
-        )
+                progress(f"applying {item.key.key} in pieces: {streamed.records:,} records so far")
+            streamed.apply_piece(number, piece, result)
+            del result
+        streamed.finish()
     except BaseException:
-        if not committed and written:
-            table = ALL_PATHS[FACT]
-            pipeline.processed.delete_many([f"{table}/{f.path}" for f in written])
+        if not streamed.committed and streamed.written:
+            streamed.discard()
         raise
     finally:
-        shutil.rmtree(spill, ignore_errors=True)
+        shutil.rmtree(streamed.spill, ignore_errors=True)
 
 
 def _in_file(rejects: pl.DataFrame, records_before: int, lines_before: int) -> pl.DataFrame:
@@ -346,6 +423,7 @@ def _in_file(rejects: pl.DataFrame, records_before: int, lines_before: int) -> p
 def _parsed_pieces(
     pieces: Iterator[chunks.Piece],
     read: chunks.Read,
+    table: str,
     key: str,
     chunk_bytes: int,
     limits: ParseLimits,
@@ -356,7 +434,7 @@ def _parsed_pieces(
     for each in pieces:
         piece = chunks.joined(read, pending, each) if pending is not None else each
         pending = None
-        result = parse_file(piece.data, "sales_order", key, limits)
+        result = parse_file(piece.data, table, key, limits)
         if (result.rejects["record_number"] == 0).any():
             if len(piece.body) > MAX_JOINED * chunk_bytes:
                 raise NotStreamable("a part of the file does not read as records on its own")
@@ -365,64 +443,3 @@ def _parsed_pieces(
         yield piece, result
     if pending is not None:
         raise NotStreamable("the end of the file does not read as records on its own")
-
-
-def _written_versions(lake: Lake, written: list[DataFile], ids: pl.Series) -> pl.DataFrame:
-    """(sales_order_id, last_updated) of the versions of `ids` this file's pieces wrote."""
-    uris = [f"{lake.uri(FACT).rstrip('/')}/{f.path}" for f in written]
-    if not uris:
-        return pl.DataFrame(schema={c: fact_index.INDEX_SCHEMA[c] for c in fact.VERSION_KEY})
-    return (
-        pl.scan_parquet(uris, storage_options=lake.options or None)
-        .filter(pl.col("sales_order_id").is_in(ids.implode()))
-        .select(fact.VERSION_KEY)
-        .collect()
-    )
-
-
-def _deletions(
-    pipeline: Pipeline, index: _IndexCache, seen: _SeenOrders, item: PlannedFile, seq: int
-) -> pl.DataFrame:
-    """`delete` versions for the live stored orders the baseline lacks, one index bucket at a
-    time (every id of the file is in the snapshot, so only stored versions can be deleted)."""
-    gone: list[pl.Series] = []
-    for bucket in sorted(index.present):
-        low = bucket * fact_index.BUCKET_IDS
-        stored = index.bucket(bucket)
-        if stored.is_empty():
-            continue
-        candidates = fact.deletion_versions(
-            fact.latest_versions(stored),
-            seen.in_range(low, low + fact_index.BUCKET_IDS),
-            item.key.timestamp,
-            item.key.key,
-            seq,
-        )
-        if candidates.height:
-            gone.append(candidates["sales_order_id"])
-    if not gone:
-        return pl.DataFrame()
-    ids = pl.concat(gone)
-    full = pipeline.lake.read(FACT, where=pl.col("sales_order_id").is_in(ids.implode()))
-    if full is None or full.is_empty():
-        return pl.DataFrame()
-    latest = fact.latest_versions(
-        full.with_columns(
-            pl.lit(0, dtype=pl.Int64).alias("file_seq"),
-            pl.lit(0, dtype=pl.Int64).alias("record_number"),
-        )
-    )
-    return fact.deletion_versions(
-        latest, pl.Series([], dtype=pl.Int32()), item.key.timestamp, item.key.key, seq
-    )
-
-
-def _write_index(storage: Storage, spill: Path, buckets: list[int], present: list[int]) -> None:
-    """Rewrite the touched index buckets: stored versions plus this file's, one at a time."""
-    for bucket in buckets:
-        stored = fact_index.read_index(storage, [bucket], present)
-        added = pl.read_parquet(sorted((spill / f"{bucket:08d}").glob("*.parquet")))
-        both = pl.concat(
-            [stored, added.select([pl.col(c).cast(t) for c, t in fact_index.INDEX_SCHEMA.items()])]
-        )
-        fact_index.write_index(storage, both.unique(subset=fact.VERSION_KEY, keep="last"), [bucket])

@@ -1,28 +1,27 @@
-"""dim_date: a contiguous calendar covering every date a fact row references."""
+"""dim_date: a contiguous calendar covering every date any fact row references."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
 
 import polars as pl
 
 from transforms.schemas import DIM_DATE
 
-FACT_DATE_COLUMNS = [
-    "created_date",
-    "last_updated_date",
-    "agreed_payment_date",
-    "agreed_delivery_date",
-]
 
-
-def referenced_date_range(facts: pl.DataFrame) -> tuple[date, date] | None:
-    """Earliest and latest date referenced by any of the fact rows' four date columns."""
-    if facts.is_empty():
+def referenced_date_range(
+    facts: pl.DataFrame, columns: Sequence[str] | None = None
+) -> tuple[date, date] | None:
+    """Earliest and latest date referenced by any of the fact rows' date `columns` (default:
+    every Date column of the frame; a fact's declaration names them, FactSpec.dates)."""
+    if columns is None:
+        columns = [c for c, t in facts.schema.items() if t == pl.Date()]
+    if facts.is_empty() or not columns:
         return None
     bounds = facts.select(
-        pl.min_horizontal([pl.col(c).min() for c in FACT_DATE_COLUMNS]).alias("lo"),
-        pl.max_horizontal([pl.col(c).max() for c in FACT_DATE_COLUMNS]).alias("hi"),
+        pl.min_horizontal([pl.col(c).min() for c in columns]).alias("lo"),
+        pl.max_horizontal([pl.col(c).max() for c in columns]).alias("hi"),
     ).row(0)
     lo, hi = bounds
     return (lo, hi) if lo is not None and hi is not None else None

@@ -1,4 +1,4 @@
-"""dim_staff, dim_location, dim_design, dim_currency, dim_counterparty from the latest source rows.
+"""The member dimensions, declared (DIMENSIONS), and how each is built from the latest source rows.
 
 Each builder takes the latest row of every member of its source tables (the `_state/source/*`
 mirrors) and returns the whole dimension. A member whose joined row (a department, an address)
@@ -8,6 +8,10 @@ members for keys that facts reference before the member itself arrives come from
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 from babel.numbers import get_currency_name, is_currency
@@ -110,43 +114,145 @@ def dim_counterparty(counterparty: pl.DataFrame, address: pl.DataFrame) -> pl.Da
     ).sort("counterparty_id")
 
 
-# Dimension name → (its key, the fact column that references it).
-DIMENSION_KEYS: dict[str, tuple[str, str]] = {
-    "dim_staff": ("staff_id", "sales_staff_id"),
-    "dim_counterparty": ("counterparty_id", "counterparty_id"),
-    "dim_currency": ("currency_id", "currency_id"),
-    "dim_design": ("design_id", "design_id"),
-    "dim_location": ("location_id", "agreed_delivery_location_id"),
+def dim_transaction(transaction: pl.DataFrame) -> pl.DataFrame:
+    return _conform(
+        transaction.with_columns(pl.lit(False).alias("is_inferred")), schemas.DIM_TRANSACTION
+    ).sort("transaction_id")
+
+
+def dim_payment_type(payment_type: pl.DataFrame) -> pl.DataFrame:
+    return _conform(
+        payment_type.with_columns(pl.lit(False).alias("is_inferred")), schemas.DIM_PAYMENT_TYPE
+    ).sort("payment_type_id")
+
+
+def _currency_with_warnings(currency: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    dim, unknown = dim_currency(currency)
+    return dim, [
+        f"currency code {c!r} is not in ISO 4217 (CLDR); named 'Unknown currency ({c})'"
+        for c in unknown
+    ]
+
+
+Build = Callable[..., tuple[pl.DataFrame, list[str]]]  # the mirrors of `sources` -> dim, warnings
+
+
+def _no_warnings(build: Callable[..., pl.DataFrame]) -> Build:
+    return lambda *mirrors: (build(*mirrors), [])
+
+
+@dataclass(frozen=True)
+class DimensionSpec:
+    """One member dimension: its key, columns and path, the source tables it is built from (their
+    latest rows, `_state/source/<table>`, in the order `build` takes them) and the values of a
+    placeholder member made for a key a fact references before the member arrives (other text
+    columns `Unknown`, the `nullable` ones null)."""
+
+    name: str
+    key: str
+    path: str
+    schema: dict[str, pl.DataType]
+    sources: tuple[str, ...]
+    build: Build
+    placeholder: dict[str, Any] = field(default_factory=dict)
+    nullable: frozenset[str] = frozenset()
+
+
+DIMENSIONS: dict[str, DimensionSpec] = {
+    spec.name: spec
+    for spec in (
+        DimensionSpec(
+            "dim_staff",
+            "staff_id",
+            "dimension/staff",
+            schemas.DIM_STAFF,
+            ("staff", "department"),
+            _no_warnings(dim_staff),
+            nullable=frozenset({"location"}),
+        ),
+        DimensionSpec(
+            "dim_location",
+            "location_id",
+            "dimension/location",
+            schemas.DIM_LOCATION,
+            ("address",),
+            _no_warnings(dim_location),
+            nullable=frozenset({"address_line_2", "district"}),
+        ),
+        DimensionSpec(
+            "dim_design",
+            "design_id",
+            "dimension/design",
+            schemas.DIM_DESIGN,
+            ("design",),
+            _no_warnings(dim_design),
+        ),
+        DimensionSpec(
+            "dim_currency",
+            "currency_id",
+            "dimension/currency",
+            schemas.DIM_CURRENCY,
+            ("currency",),
+            _currency_with_warnings,
+            placeholder={"currency_code": "XXX"},  # ISO 4217: no currency
+        ),
+        DimensionSpec(
+            "dim_counterparty",
+            "counterparty_id",
+            "dimension/counterparty",
+            schemas.DIM_COUNTERPARTY,
+            ("counterparty", "address"),
+            _no_warnings(dim_counterparty),
+            nullable=frozenset(
+                {"counterparty_legal_address_line_2", "counterparty_legal_district"}
+            ),
+        ),
+        DimensionSpec(
+            "dim_transaction",
+            "transaction_id",
+            "dimension/transaction",
+            schemas.DIM_TRANSACTION,
+            ("transaction",),
+            _no_warnings(dim_transaction),
+            nullable=frozenset({"sales_order_id", "purchase_order_id"}),
+        ),
+        DimensionSpec(
+            "dim_payment_type",
+            "payment_type_id",
+            "dimension/payment_type",
+            schemas.DIM_PAYMENT_TYPE,
+            ("payment_type",),
+            _no_warnings(dim_payment_type),
+        ),
+    )
 }
 
 DIMENSION_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
-    "dim_staff": schemas.DIM_STAFF,
-    "dim_counterparty": schemas.DIM_COUNTERPARTY,
-    "dim_currency": schemas.DIM_CURRENCY,
-    "dim_design": schemas.DIM_DESIGN,
-    "dim_location": schemas.DIM_LOCATION,
+    name: spec.schema for name, spec in DIMENSIONS.items()
 }
+
+
+def dimensions_from_source(table: str) -> list[str]:
+    """The dimensions rebuilt when rows of a source table arrive."""
+    return [name for name, spec in DIMENSIONS.items() if table in spec.sources]
 
 
 def inferred_members(dimension: str, keys: pl.Series) -> pl.DataFrame:
     """Placeholder members for keys a fact references before the member arrives: every text
-    column `Unknown` (nullable ones null), currency code `XXX` (ISO 4217: no currency)."""
-    key, _ = DIMENSION_KEYS[dimension]
-    schema = DIMENSION_SCHEMAS[dimension]
-    nullable = {"address_line_2", "district", "location"} | {
-        c for c in schema if c.endswith(("_line_2", "_district"))
-    }
-    ids = keys.unique().sort().cast(schema[key])
+    column `Unknown` unless the declaration says otherwise (nullable ones null)."""
+    spec = DIMENSIONS[dimension]
+    ids = keys.unique().sort().cast(spec.schema[spec.key])
+    height = len(ids)
     columns: dict[str, pl.Series] = {}
-    for name, dtype in schema.items():
-        if name == key:
+    for name, dtype in spec.schema.items():
+        if name == spec.key:
             columns[name] = ids.alias(name)
         elif name == "is_inferred":
-            columns[name] = pl.Series(name, [True] * len(ids), dtype=pl.Boolean)
-        elif name == "currency_code":
-            columns[name] = pl.Series(name, ["XXX"] * len(ids), dtype=dtype)
-        elif name in nullable:
-            columns[name] = pl.Series(name, [None] * len(ids), dtype=dtype)
+            columns[name] = pl.Series(name, [True] * height, dtype=pl.Boolean)
+        elif name in spec.placeholder:
+            columns[name] = pl.Series(name, [spec.placeholder[name]] * height, dtype=dtype)
+        elif name in spec.nullable:
+            columns[name] = pl.Series(name, [None] * height, dtype=dtype)
         else:
-            columns[name] = pl.Series(name, [UNKNOWN] * len(ids), dtype=dtype)
+            columns[name] = pl.Series(name, [UNKNOWN] * height, dtype=dtype)
     return pl.DataFrame(columns)

@@ -194,12 +194,18 @@ SOURCE_TABLES: dict[str, SourceTable] = {
 }
 
 # Totesys tables this stage does not model: their files are recognised and recorded as skipped.
-IGNORED_SOURCE_TABLES = frozenset(
-    {"payment", "transaction", "purchase_order", "payment_type", "sales_order_history"}
-)
+IGNORED_SOURCE_TABLES = frozenset({"sales_order_history"})
 
 # ---------------------------------------------------------------------------------------------
 # Star schema (../shared/spec/star-schema.md), column order as stored.
+
+# Lineage, after every fact's schema columns.
+FACT_LINEAGE: dict[str, pl.DataType] = {
+    "last_updated": TIMESTAMP,  # the version's identity with the fact's id, as a sortable value
+    "change_type": pl.String(),  # insert | update | delete
+    "source_file": pl.String(),  # ingestion key the version came from
+    "run_id": pl.String(),  # the run that stored it
+}
 
 FACT_SALES_ORDER: dict[str, pl.DataType] = {
     "sales_record_id": pl.Int64(),
@@ -217,14 +223,45 @@ FACT_SALES_ORDER: dict[str, pl.DataType] = {
     "agreed_payment_date": pl.Date(),
     "agreed_delivery_date": pl.Date(),
     "agreed_delivery_location_id": pl.Int32(),
-    # Lineage, after the schema columns.
-    "last_updated": TIMESTAMP,  # the version's identity with sales_order_id, as a sortable value
-    "change_type": pl.String(),  # insert | update | delete
-    "source_file": pl.String(),  # ingestion key the version came from
-    "run_id": pl.String(),  # the run that stored it
+    **FACT_LINEAGE,
 }
 
-FACT_SCHEMA_COLUMNS = list(FACT_SALES_ORDER)[:15]
+# ../shared/spec/warehouse-stars.md
+FACT_PURCHASE_ORDER: dict[str, pl.DataType] = {
+    "purchase_record_id": pl.Int64(),
+    "purchase_order_id": pl.Int32(),
+    "created_date": pl.Date(),
+    "created_time": pl.String(),
+    "last_updated_date": pl.Date(),
+    "last_updated_time": pl.String(),
+    "staff_id": pl.Int32(),
+    "counterparty_id": pl.Int32(),
+    "item_code": pl.String(),
+    "item_quantity": pl.Int32(),
+    "item_unit_price": PRICE,
+    "currency_id": pl.Int32(),
+    "agreed_delivery_date": pl.Date(),
+    "agreed_payment_date": pl.Date(),
+    "agreed_delivery_location_id": pl.Int32(),
+    **FACT_LINEAGE,
+}
+
+FACT_PAYMENT: dict[str, pl.DataType] = {
+    "payment_record_id": pl.Int64(),
+    "payment_id": pl.Int32(),
+    "created_date": pl.Date(),
+    "created_time": pl.String(),
+    "last_updated_date": pl.Date(),
+    "last_updated_time": pl.String(),
+    "transaction_id": pl.Int32(),
+    "counterparty_id": pl.Int32(),
+    "payment_amount": PRICE,
+    "currency_id": pl.Int32(),
+    "payment_type_id": pl.Int32(),
+    "paid": pl.Boolean(),
+    "payment_date": pl.Date(),
+    **FACT_LINEAGE,
+}
 
 DIM_DATE: dict[str, pl.DataType] = {
     "date_id": pl.Date(),
@@ -286,6 +323,20 @@ DIM_COUNTERPARTY: dict[str, pl.DataType] = {
     "counterparty_legal_postal_code": pl.String(),
     "counterparty_legal_country": pl.String(),
     "counterparty_legal_phone_number": pl.String(),
+    "is_inferred": pl.Boolean(),
+}
+
+DIM_TRANSACTION: dict[str, pl.DataType] = {
+    "transaction_id": pl.Int32(),
+    "transaction_type": pl.String(),
+    "sales_order_id": pl.Int32(),
+    "purchase_order_id": pl.Int32(),
+    "is_inferred": pl.Boolean(),
+}
+
+DIM_PAYMENT_TYPE: dict[str, pl.DataType] = {
+    "payment_type_id": pl.Int32(),
+    "payment_type_name": pl.String(),
     "is_inferred": pl.Boolean(),
 }
 

@@ -17,7 +17,7 @@ def test_all_files_pending_before_any_run(client: TestClient, demo_keys: dict[st
 def test_outcomes_and_reasons_after_a_run(
     client: TestClient, tree: IngestionTree, demo_keys: dict[str, str], loaded: Pipeline
 ) -> None:
-    skipped = tree.put("updated", "payment_type", T0, [{"payment_type_id": 1}])
+    skipped = tree.put("updated", "sales_order_history", T0, [{"sales_order_id": 1}])
     rejected = tree.put_raw("updated/sales_order-not-a-timestamp.json", b"[]")
     loaded.run(trigger="test")
     late = tree.put("updated", "sales_order", T0.replace(hour=20), [])
@@ -33,7 +33,7 @@ def test_outcomes_and_reasons_after_a_run(
 
     skip = client.get("/files", params={"status": "skipped"}).json()["items"]
     assert [f["key"] for f in skip] == [skipped]
-    assert "not part of the sales star schema" in skip[0]["reason"]
+    assert "not part of the warehouse's star schemas" in skip[0]["reason"]
 
     rej = client.get("/files", params={"status": "rejected"}).json()["items"]
     assert [f["key"] for f in rej] == [rejected]

@@ -17,7 +17,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from service import pipeline as pipeline_module
+from service import batch as batch_module
 from service import queries
 from service.lake import ALL_PATHS
 from service.ledger import Ledger
@@ -122,14 +122,14 @@ def test_poison_files_beside_a_good_update(
     # is injected: the parser raises for this key alone.
     crash = tree.put_raw(key("design", 10), json.dumps(dimension_records()["design"]).encode())
     poison[crash] = "internal error: RuntimeError: injected parser failure"
-    real_parse = pipeline_module.parse_file
+    real_parse = batch_module.parse_file
 
     def parse_or_crash(data: bytes, table: str, source_file: str, *args: Any) -> Any:
         if source_file == crash:
             raise RuntimeError("injected parser failure")
         return real_parse(data, table, source_file, *args)
 
-    monkeypatch.setattr(pipeline_module, "parse_file", parse_or_crash)
+    monkeypatch.setattr(batch_module, "parse_file", parse_or_crash)
     # ... and one good update, last in application order
     good = tree.put(
         "updated", "sales_order", at + H, [order(1, at + H, created=T0 - H, units_sold=5)]

@@ -420,13 +420,8 @@ def test_bad_input_is_rejected_recorded_and_never_lost(
 def test_other_totesys_tables_are_skipped_not_errors(
     tree: IngestionTree, make_pipeline: Make
 ) -> None:
-    tree.put(
-        "baseline",
-        "payment_type",
-        T0,
-        [{"payment_type_id": 1, "payment_type_name": "SALES_RECEIPT"}],
-    )
-    tree.put("updated", "transaction", T0, [{"transaction_id": 1}])
+    tree.put("baseline", "sales_order_history", T0, [{"sales_order_id": 1}])
+    tree.put("updated", "supplier_rating", T0, [{"supplier_id": 1}])
     summary = make_pipeline().run()
     assert summary.count("skipped") == 2 and summary.count("rejected") == 0
 

@@ -15,7 +15,7 @@ from service.api.routes.common import (
     clipped_list,
     start_job,
 )
-from service.pipeline import INGESTION_PREFIXES
+from service.planner import INGESTION_PREFIXES
 
 router = authenticated_router("reprocess")
 
