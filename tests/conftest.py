@@ -177,14 +177,18 @@ def make_pipeline(tmp_path: Path) -> Callable[..., Pipeline]:
 REAL_SNAPSHOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "totesys-2024-11"
 
 
-def require_real_snapshot() -> Path:
+# The later snapshot of all eleven source tables.
+REAL_WAREHOUSE_SNAPSHOT = REAL_SNAPSHOT.parent / "totesys-2024-11-15"
+
+
+def require_real_snapshot(folder: Path = REAL_SNAPSHOT) -> Path:
     """The snapshot's folder; outside CI a checkout without ../shared skips, in CI it fails
     (a missing snapshot must not pass as a skipped test there)."""
     import os
 
-    if not REAL_SNAPSHOT.is_dir():
-        message = f"reference snapshot not present at {REAL_SNAPSHOT}"
+    if not folder.is_dir():
+        message = f"reference snapshot not present at {folder}"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    return REAL_SNAPSHOT
+    return folder
