@@ -30,11 +30,12 @@ from deltalake import DeltaTable
 
 from service.fact_index import INDEX_ROOT, index_prefix
 from service.storage import Storage
+from transforms.fact_sales_order import SALES
 
 log = logging.getLogger("totesys.catalog")
 
 CATALOG_KEY = "_state/catalog.json"
-LEGACY_FACT = "fact_sales_order"  # the one fact of a catalog written before declarations
+LEGACY_FACT = SALES.name  # the one fact of a catalog written before declarations
 
 
 @dataclass

@@ -3,7 +3,7 @@ heartbeat, checked (fenced) before every commit, and judged on the object store'
 
 S3 delivers events at least once, Lambda runs invocations in parallel, and the API and the
 schedule may start runs together. Fact appends never conflict in Delta (blind appends), so two
-runs could both store the same new version or both number from the same `sales_record_id`.
+runs could both store the same new version or both number from the same record id.
 Every run (and `maintain`) therefore holds this lease while it writes.
 
 The lease is a log of small JSON objects `_state/lease/<sequence>.json`, each written with a

@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     )
     chunk_bytes: int = Field(
         32 * 1024 * 1024,
-        description="A sales_order file larger than this is read and applied in pieces of about "
+        description="A file of a fact's source table (sales_order, purchase_order, payment) larger "
+        "than this is read and applied in pieces of about "
         "this many bytes (whole records), its fact rows committed in one commit at the end: "
         "memory is then set by this, not by the file (a 3 GB baseline needs no more than a "
         "100 MB one). Such a file is a batch of its own.",

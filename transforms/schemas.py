@@ -207,13 +207,18 @@ FACT_LINEAGE: dict[str, pl.DataType] = {
     "run_id": pl.String(),  # the run that stored it
 }
 
-FACT_SALES_ORDER: dict[str, pl.DataType] = {
-    "sales_record_id": pl.Int64(),
-    "sales_order_id": pl.Int32(),
+# Every fact splits the source row's created_at and last_updated into a date and a time.
+VERSION_TIMES: dict[str, pl.DataType] = {
     "created_date": pl.Date(),
     "created_time": pl.String(),
     "last_updated_date": pl.Date(),
     "last_updated_time": pl.String(),
+}
+
+FACT_SALES_ORDER: dict[str, pl.DataType] = {
+    "sales_record_id": pl.Int64(),
+    "sales_order_id": pl.Int32(),
+    **VERSION_TIMES,
     "sales_staff_id": pl.Int32(),
     "counterparty_id": pl.Int32(),
     "units_sold": pl.Int32(),
@@ -230,10 +235,7 @@ FACT_SALES_ORDER: dict[str, pl.DataType] = {
 FACT_PURCHASE_ORDER: dict[str, pl.DataType] = {
     "purchase_record_id": pl.Int64(),
     "purchase_order_id": pl.Int32(),
-    "created_date": pl.Date(),
-    "created_time": pl.String(),
-    "last_updated_date": pl.Date(),
-    "last_updated_time": pl.String(),
+    **VERSION_TIMES,
     "staff_id": pl.Int32(),
     "counterparty_id": pl.Int32(),
     "item_code": pl.String(),
@@ -249,10 +251,7 @@ FACT_PURCHASE_ORDER: dict[str, pl.DataType] = {
 FACT_PAYMENT: dict[str, pl.DataType] = {
     "payment_record_id": pl.Int64(),
     "payment_id": pl.Int32(),
-    "created_date": pl.Date(),
-    "created_time": pl.String(),
-    "last_updated_date": pl.Date(),
-    "last_updated_time": pl.String(),
+    **VERSION_TIMES,
     "transaction_id": pl.Int32(),
     "counterparty_id": pl.Int32(),
     "payment_amount": PRICE,
