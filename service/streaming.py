@@ -21,10 +21,12 @@ way.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -233,24 +235,42 @@ class _StreamedFile:
         self.records = self.good_rows = 0
         self.spill = Path(tempfile.mkdtemp(prefix="totesys-index-spill-"))
         self.committed = False
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="totesys-piece-writer")
+        self.pending: Future[tuple[DataFile, set[int]]] | None = None
 
     def write(self, numbered: pl.DataFrame, number: int) -> None:
-        """One data file of new versions, and their index rows spilled by bucket."""
+        """One data file of new versions, and their index rows spilled by bucket, written by a
+        second thread while the next piece is parsed (Polars and the Parquet writer release the
+        GIL); at most one write is in flight, so memory holds one more piece at most."""
         if numbered.is_empty():
             return
+        self.next_id = int(numbered[self.spec.record_id].max()) + 1  # type: ignore[arg-type]
+        self.settle()
+        self.pending = self.writer.submit(self._write_file, numbered, number)
+
+    def _write_file(self, numbered: pl.DataFrame, number: int) -> tuple[DataFile, set[int]]:
         spec = self.spec
         data_file = self.ctx.lake.write_data_file(spec.name, numbered)
-        self.written.append(data_file)
-        self.next_id = int(numbered[spec.record_id].max()) + 1  # type: ignore[arg-type]
         added = numbered.select(spec.index_key_columns).with_columns(
             pl.lit(data_file.path).alias("path"),
             (pl.col(spec.id_column) // BUCKET_IDS).alias("_bucket"),
         )
+        buckets = set()
         for (bucket,), part in added.partition_by("_bucket", as_dict=True).items():
             folder = self.spill / f"{int(bucket):08d}"
             folder.mkdir(exist_ok=True)
             part.drop("_bucket").write_parquet(folder / f"{number:06d}.parquet")
-            self.touched.add(int(bucket))
+            buckets.add(int(bucket))
+        return data_file, buckets
+
+    def settle(self) -> None:
+        """Wait for the write in flight (its errors surface here)."""
+        if self.pending is None:
+            return
+        pending, self.pending = self.pending, None
+        data_file, buckets = pending.result()
+        self.written.append(data_file)
+        self.touched |= buckets
 
     def apply_piece(self, number: int, piece: chunks.Piece, result: ParsedFile) -> None:
         spec = self.spec
@@ -278,6 +298,7 @@ class _StreamedFile:
     def _earlier_versions(self, versions: pl.DataFrame, again: pl.Series) -> pl.DataFrame:
         """Ids an earlier piece of this file held: its versions count as stored."""
         spec, ident = self.spec, self.spec.id_column
+        self.settle()
         uris = [f"{self.ctx.lake.uri(spec.name).rstrip('/')}/{f.path}" for f in self.written]
         if not uris:
             return self.index.index.empty(spec.version_key)
@@ -343,6 +364,7 @@ class _StreamedFile:
                     )
                     self.referenced.add(numbered)
                     self.write(numbered, LAST_PIECE)
+        self.settle()
         referenced: Referenced = [(spec, self.referenced.frame())]
         tail = BatchTail(
             keys=[key.key],
@@ -363,17 +385,21 @@ class _StreamedFile:
         finish_batch(self.ctx, tail, summary)
 
     def _write_index(self, index: FactIndex, buckets: list[int], present: list[int]) -> None:
-        """Rewrite the touched index buckets: stored versions plus this file's, one at a time."""
+        """Rewrite the touched index buckets: stored versions plus this file's, one at a time.
+        A bucket with no stored versions (a first baseline: every bucket) is this file's rows
+        alone: nothing to read or dedupe."""
         for bucket in buckets:
-            stored = index.read([bucket], present)
             added = pl.read_parquet(sorted((self.spill / f"{bucket:08d}").glob("*.parquet")))
-            both = pl.concat(
-                [stored, added.select([pl.col(c).cast(t) for c, t in index.schema.items()])]
-            )
-            index.write(both.unique(subset=self.spec.version_key, keep="last"), [bucket])
+            added = added.select([pl.col(c).cast(t) for c, t in index.schema.items()])
+            if bucket in present:
+                both = pl.concat([index.read([bucket], present), added])
+                added = both.unique(subset=self.spec.version_key, keep="last")
+            index.write(added, [bucket])
 
     def discard(self) -> None:
         """Remove the data files of a file that was not committed (readers never saw them)."""
+        with contextlib.suppress(Exception):
+            self.settle()  # a write in flight is finished (or failed) before the clean-up
         table = ALL_PATHS[self.spec.name]
         self.ctx.processed.delete_many([f"{table}/{f.path}" for f in self.written])
 
@@ -402,10 +428,11 @@ def apply_streamed(
             del result
         streamed.finish()
     except BaseException:
-        if not streamed.committed and streamed.written:
+        if not streamed.committed:
             streamed.discard()
         raise
     finally:
+        streamed.writer.shutdown(wait=True)
         shutil.rmtree(streamed.spill, ignore_errors=True)
 
 
