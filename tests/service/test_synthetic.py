@@ -141,8 +141,11 @@ def test_manifest_lists_the_files_in_order(tree: Tree) -> None:
     assert manifest.files == [k for k, _ in raw]
     assert len(set(manifest.files)) == len(manifest.files)
     assert json.loads(manifest.to_json())["files"] == manifest.files
-    assert manifest.skipped_files == [f.key for f in files if f.table == "payment_type"]
-    assert manifest.skipped_files and manifest.skipped_files[0].startswith("baseline/")
+    tables = {f.table for f in files}
+    for table in tables:
+        assert manifest.files_of(table) == [f.key for f in files if f.table == table]
+    assert manifest.files_of(*tables) == manifest.files
+    assert manifest.files_of("sales_order_history") == []
 
 
 def test_layout_baseline_then_half_hourly_batches(tree: Tree) -> None:

@@ -1,0 +1,36 @@
+"""What the generator wrote, for tests to cross-check the pipeline against."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class SyntheticManifest:
+    """What `iter_ingestion_files` generated, for tests to cross-check the pipeline.
+
+    Filled in by the generator: complete once the iterator is exhausted (`files` grows as files
+    are yielded; the other fields are set before the first file).
+    """
+
+    files: list[str] = field(default_factory=list)  # ingestion keys in the order written
+    orders_created: int = 0  # distinct sales_order_id ever generated
+    # distinct (sales_order_id, last_updated) versions across all files, deletions excluded
+    order_versions: int = 0
+    # in the first baseline snapshot (or added later), missing from the last one
+    deleted_order_ids: list[int] = field(default_factory=list)
+    updated_order_ids: list[int] = field(default_factory=list)  # orders with > 1 version
+    renamed_department_ids: list[int] = field(default_factory=list)
+    changed_address_ids: list[int] = field(default_factory=list)
+    currencies: list[str] = field(default_factory=list)
+    changed_staff_ids: list[int] = field(default_factory=list)
+    new_design_ids: list[int] = field(default_factory=list)  # designs first seen in updated/
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def files_of(self, *tables: str) -> list[str]:
+        """The keys written for these source tables, in the order written."""
+        # `<prefix>/<table>-<stamp>.json`: table names hold no "-".
+        return [k for k in self.files if k.split("/", 1)[1].split("-", 1)[0] in tables]
