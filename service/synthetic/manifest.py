@@ -26,6 +26,20 @@ class SyntheticManifest:
     currencies: list[str] = field(default_factory=list)
     changed_staff_ids: list[int] = field(default_factory=list)
     new_design_ids: list[int] = field(default_factory=list)  # designs first seen in updated/
+    # purchase_order, as sales_order above
+    purchase_orders_created: int = 0
+    purchase_order_versions: int = 0
+    deleted_purchase_order_ids: list[int] = field(default_factory=list)
+    updated_purchase_order_ids: list[int] = field(default_factory=list)
+    transactions_created: int = 0  # one per sales and purchase order
+    payments_created: int = 0  # one per transaction
+    # distinct (payment_id, last_updated) versions across all files, deletions excluded
+    payment_versions: int = 0
+    payments_paid: int = 0  # paid at the end of the tree
+    # paid in an update batch: their paid version is in an updated/payment file
+    paid_in_updates_payment_ids: list[int] = field(default_factory=list)
+    # the payments of the deleted sales and purchase orders, missing from the last snapshot
+    deleted_payment_ids: list[int] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

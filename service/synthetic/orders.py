@@ -1,10 +1,11 @@
-"""An order table over the whole tree (sales_order, purchase_order): which orders change, are
-created and deleted in which batch, and the rows of every file that carries them.
+"""Versioned tables over the whole tree (sales_order, purchase_order, payment): which rows
+change, are created and deleted in which batch, and the rows of every file that carries them.
 
-`plan_orders` decides; an `OrderBook` writes: the baseline's orders (a vectorised frame), each
-batch's changed and new orders, and the last batch's full snapshot of the live orders at their
-latest versions minus the deleted ones (deletion by absence). What differs between the tables
-(columns, values, how an order changes) is an `OrderKind`.
+`plan_orders` decides for an order table; an `OrderBook` writes: the baseline's rows (a
+vectorised frame), each batch's changed and new rows, and the last batch's full snapshot of the
+live rows at their latest versions minus the deleted ones (deletion by absence). What differs
+between the tables (columns, values, how a row changes, how rows are created) is a
+`VersionedTable`; an `OrderKind` for the order tables.
 """
 
 from __future__ import annotations
@@ -25,16 +26,15 @@ BATCH_INTERVAL = timedelta(minutes=30)
 @dataclass
 class Batch:
     at: datetime
-    changed: list[int]  # existing orders changed in this batch
-    first_new: int  # id of the first order created in this batch
-    new: int  # how many orders created in this batch
+    changed: list[int]  # existing ids changed in this batch
+    first_new: int  # the first id created in this batch
+    new: int  # how many created in this batch
 
 
 @dataclass
 class OrderPlan:
-    orders: int  # distinct orders over the whole tree
-    n_baseline: int  # orders 1..n_baseline are in the baseline
-    hot_order: int  # a baseline order changed in every batch
+    orders: int  # distinct ids over the whole tree
+    n_baseline: int  # ids 1..n_baseline are in the baseline
     batches: list[Batch]
     deleted: list[int]  # live before the last batch, missing from its snapshot
 
@@ -70,7 +70,7 @@ def plan_orders(source: random.Random, orders: int, updates: int, start: datetim
         batches.append(Batch(start + BATCH_INTERVAL * (b + 1), changed, live + 1, new))
         live += new
     deleted = _deletions(source, orders, hot_order, batches)
-    return OrderPlan(orders, n_baseline, hot_order, batches, deleted)
+    return OrderPlan(orders, n_baseline, batches, deleted)
 
 
 def _deletions(
@@ -94,8 +94,8 @@ def _deletions(
     return sorted(deleted)
 
 
-class OrderKind(ABC):
-    """What one order table is made of: its columns and how its values are drawn."""
+class VersionedTable(ABC):
+    """A table whose rows have versions (id, last_updated): what its rows are made of."""
 
     table: str
     id_column: str
@@ -104,11 +104,23 @@ class OrderKind(ABC):
 
     @abstractmethod
     def baseline_frame(self, seed: int, n: int) -> pl.DataFrame:
-        """Orders 1..n as of the baseline, vectorised."""
+        """Rows 1..n as of the baseline, vectorised."""
 
     @abstractmethod
     def change(self, source: random.Random, row: Row, at_ms: int) -> Row:
         """A new version of `row`, last updated at `at_ms`."""
+
+    @abstractmethod
+    def created(self, source: random.Random, b: int, batch: Batch, prev: datetime) -> list[Row]:
+        """The rows created in batch `b` (ids from `batch.first_new`)."""
+
+
+class OrderKind(VersionedTable):
+    """An order table: its new orders are drawn at random times inside their batch."""
+
+    def created(self, source: random.Random, b: int, batch: Batch, prev: datetime) -> list[Row]:
+        stamps = sorted(window_ms(source, prev, batch.at) for _ in range(batch.new))
+        return [self.new(source, batch.first_new + i, t, b, i) for i, t in enumerate(stamps)]
 
     @abstractmethod
     def new(self, source: random.Random, order_id: int, at_ms: int, b: int, i: int) -> Row:
@@ -116,22 +128,23 @@ class OrderKind(ABC):
 
 
 class OrderBook:
-    """The rows of one order table, file by file; call `baseline`, then `batch` in order."""
+    """The rows of one versioned table, file by file: `baseline`, then `batch` in order, then
+    `snapshot`."""
 
-    def __init__(self, kind: OrderKind, plan: OrderPlan, seed: int) -> None:
+    def __init__(self, kind: VersionedTable, plan: OrderPlan, seed: int) -> None:
         self.kind = kind
         self.plan = plan
         self.seed = seed
         self.base = pl.DataFrame(schema=kind.frame)
-        self.current: dict[int, Row] = {}  # latest version of every order touched after baseline
-        self.created: list[list[Row]] = []  # per batch, the orders created in it
+        self.current: dict[int, Row] = {}  # latest version of every row touched after baseline
+        self.created: list[list[Row]] = []  # per batch, the rows created in it
 
     def baseline(self) -> pl.DataFrame:
         self.base = self.kind.baseline_frame(self.seed, self.plan.n_baseline)
         return self.base
 
     def batch(self, b: int, prev: datetime) -> list[Row]:
-        """Batch `b`'s changed and new orders, by (last_updated, id)."""
+        """Batch `b`'s changed and new rows, by (last_updated, id)."""
         batch = self.plan.batches[b]
         source = rng(self.seed, f"{self.kind.stream}batch-{b}")
         id_column = self.kind.id_column
@@ -145,19 +158,16 @@ class OrderBook:
             changed = self.kind.change(source, self.current[oid], window_ms(source, prev, batch.at))
             self.current[oid] = changed
             rows.append(changed)
-        stamps = sorted(window_ms(source, prev, batch.at) for _ in range(batch.new))
-        created: list[Row] = []
-        for i, at_ms in enumerate(stamps):
-            order = self.kind.new(source, batch.first_new + i, at_ms, b, i)
-            self.current[order[id_column]] = order
-            created.append(order)
+        created = self.kind.created(source, b, batch, prev)
+        for row in created:
+            self.current[row[id_column]] = row
         self.created.append(created)
         rows.extend(created)
         rows.sort(key=lambda r: (r["last_updated"], r[id_column]))
         return rows
 
     def snapshot(self) -> pl.DataFrame:
-        """Every live order at its latest version, minus the deleted ones, by id."""
+        """Every live row at its latest version, minus the deleted ones, by id."""
         id_column, deleted = self.kind.id_column, self.plan.deleted
         touched = pl.DataFrame(list(self.current.values()), schema=self.kind.frame)
         gone = pl.Series(list(self.current) + deleted, dtype=pl.Int32)
