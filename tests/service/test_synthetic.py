@@ -739,3 +739,24 @@ def test_new_tables_take_their_own_random_streams() -> None:
     assert untouched(default) == untouched(fewer)
     with pytest.raises(ValueError):
         list(iter_ingestion_files(orders=50, purchase_orders=0))
+
+
+def test_totesys_generate_writes_the_tree(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    args = ["--out", str(tmp_path), "--orders", "60", "--updates", "1", "--seed", "3"]
+    result = CliRunner().invoke(app, ["generate", *args, "--purchase-orders", "9"])
+    assert result.exit_code == 0, result.output
+    expected = dict(iter_ingestion_files(orders=60, updates=1, seed=3, purchase_orders=9))
+    written = {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*.json")}
+    assert written == expected
+    assert {ParsedFile(k, b"[]").table for k in written} == set(ID_COLUMNS)
+    purchases = {
+        r["purchase_order_id"]
+        for k, c in written.items()
+        if "purchase_order" in k
+        for r in ParsedFile(k, c).rows
+    }
+    assert purchases == set(range(1, 10))
