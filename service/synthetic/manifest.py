@@ -35,7 +35,7 @@ class SyntheticManifest:
     payments_created: int = 0  # one per transaction
     # distinct (payment_id, last_updated) versions across all files, deletions excluded
     payment_versions: int = 0
-    payments_paid: int = 0  # paid at the end of the tree
+    payments_paid: int = 0  # latest version paid, at the end of the tree (deleted ones included)
     # paid in an update batch: their paid version is in an updated/payment file
     paid_in_updates_payment_ids: list[int] = field(default_factory=list)
     # the payments of the deleted sales and purchase orders, missing from the last snapshot

@@ -182,6 +182,21 @@ class Links:
     def __init__(self, seed: int, start: datetime, sales: OrderBook, purchases: OrderBook) -> None:
         self.seed = seed
         self.start = start
+        linked = self._link(sales, purchases)  # the baseline's, then each batch's
+        self.transactions = [transactions_of(frame) for frame in linked]
+        self.total = sum(frame.height for frame in linked)
+        self.target_paid = round(self.total * REAL_PAID / REAL_PAYMENTS)
+        self.per_batch = max(2, self.total // 500)
+        self.deleted = self._of_deleted_orders(linked, sales.plan.deleted, purchases.plan.deleted)
+        base = self._settled(payments_of(linked[0]), len(sales.plan.batches))
+        created = [payments_of(f).to_dicts() for f in linked[1:]]
+        self.paid_in_baseline = int(base["paid"].sum())
+        plan = self._plan(base, created, [b.at for b in sales.plan.batches])
+        self.book = OrderBook(Payments(base, created), plan, seed)
+
+    def _link(self, sales: OrderBook, purchases: OrderBook) -> list[pl.DataFrame]:
+        """The transactions and payments of the baseline's orders, then of each batch's."""
+        seed = self.seed
         linked = [link(orders_to_pay(sales.base, purchases.base), 1, rng(seed, "payment-links"))]
         next_id = linked[0].height + 1
         for b, (s, p) in enumerate(zip(sales.created, purchases.created, strict=True)):
@@ -191,23 +206,18 @@ class Links:
             )
             linked.append(link(orders, next_id, rng(seed, f"payment-links-{b}")))
             next_id += linked[-1].height
-        self.transactions = [transactions_of(frame) for frame in linked]
-        self.total = next_id - 1
-        self.target_paid = round(self.total * REAL_PAID / REAL_PAYMENTS)
-        self.per_batch = max(2, self.total // 500)
-        gone = [(SALE, i) for i in sales.plan.deleted] + [
-            (PURCHASE, i) for i in purchases.plan.deleted
-        ]
+        return linked
+
+    @staticmethod
+    def _of_deleted_orders(
+        linked: list[pl.DataFrame], sales: list[int], purchases: list[int]
+    ) -> list[int]:
+        """The payments of the deleted orders, by id."""
+        gone = [(SALE, i) for i in sales] + [(PURCHASE, i) for i in purchases]
         deleted = pl.DataFrame(gone, schema={"kind": pl.Int8, "order_id": pl.Int32}, orient="row")
         everything = pl.concat([f.select("payment_id", "kind", "order_id") for f in linked])
-        self.deleted = sorted(
-            everything.join(deleted, on=["kind", "order_id"], how="semi")["payment_id"].to_list()
-        )
-        base = self._settled(payments_of(linked[0]), len(sales.plan.batches))
-        created = [payments_of(f).to_dicts() for f in linked[1:]]
-        self.paid_in_baseline = int(base["paid"].sum())
-        plan = self._plan(base, created, [b.at for b in sales.plan.batches])
-        self.book = OrderBook(Payments(base, created), plan, seed)
+        found = everything.join(deleted, on=["kind", "order_id"], how="semi")
+        return sorted(found["payment_id"].to_list())
 
     def _settled(self, base: pl.DataFrame, updates: int) -> pl.DataFrame:
         """The baseline's payments, those settled before `start` at their paid version: enough
@@ -250,4 +260,5 @@ class Links:
 
     @property
     def paid_at_end(self) -> int:
+        """Payments whose latest version is paid (deleted ones included)."""
         return self.paid_in_baseline + sum(len(b.changed) for b in self.book.plan.batches)
