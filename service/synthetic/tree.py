@@ -78,11 +78,11 @@ class _Tree:
         n_designs = min(max(orders // 25, 5), 400)
         self.dims = Dimensions(seed, updates, n_currencies, n_designs, start)
         self.sales_plan = plan_orders(rng(seed, "plan"), orders, updates, start)
-        sales = SalesOrders(self.dims, ms(start), n_currencies)
-        self.sales = OrderBook(sales, self.sales_plan, seed)
+        sales_kind = SalesOrders(self.dims, ms(start), n_currencies)
+        self.sales = OrderBook(sales_kind, self.sales_plan, seed)
         purchase_plan = plan_orders(rng(seed, "purchase-plan"), purchase_orders, updates, start)
-        purchases = PurchaseOrders(ms(start), n_currencies, self.sales)
-        self.purchases = OrderBook(purchases, purchase_plan, seed)
+        purchase_kind = PurchaseOrders(ms(start), n_currencies, self.sales)
+        self.purchases = OrderBook(purchase_kind, purchase_plan, seed)
         self.sales_rows = self._run(self.sales)
         self.purchase_rows = self._run(self.purchases)
         self.links = Links(seed, start, self.sales, self.purchases)
@@ -110,17 +110,17 @@ class _Tree:
         m.changed_staff_ids = [dims.changed_staff] if u else []
         m.new_design_ids = [dims.new_design_id] if u else []
         m.currencies = [c["currency_code"] for c in dims.currency]
-        purchases, payments = self.purchases.plan, self.payments.plan
-        m.purchase_orders_created = purchases.orders
-        m.purchase_order_versions = purchases.version_count
-        m.deleted_purchase_order_ids = list(purchases.deleted)
-        m.updated_purchase_order_ids = purchases.updated_ids
+        bought, paying = self.purchases.plan, self.payments.plan
+        m.purchase_orders_created = bought.orders
+        m.purchase_order_versions = bought.version_count
+        m.deleted_purchase_order_ids = list(bought.deleted)
+        m.updated_purchase_order_ids = bought.updated_ids
         m.transactions_created = self.links.total
-        m.payments_created = payments.orders
-        m.payment_versions = payments.version_count
+        m.payments_created = paying.orders
+        m.payment_versions = paying.version_count
         m.payments_paid = self.links.paid_at_end
-        m.paid_in_updates_payment_ids = payments.updated_ids
-        m.deleted_payment_ids = list(payments.deleted)
+        m.paid_in_updates_payment_ids = paying.updated_ids
+        m.deleted_payment_ids = list(paying.deleted)
 
     def files(self) -> Iterator[tuple[str, bytes]]:
         yield from self._baseline_files()
