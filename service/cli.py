@@ -132,9 +132,7 @@ def generate(
     out_dir: Annotated[
         str, typer.Option("--out", help="Ingestion root to write (folder or s3://)")
     ],
-    orders: Annotated[
-        int, typer.Option(help="Sales orders over the tree (most in the baseline)")
-    ] = 2000,
+    orders: Annotated[int, typer.Option(help="Sales orders (most in the baseline)")] = 2000,
     updates: Annotated[int, typer.Option(help="Update batches after the baseline")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files)")] = 42,
     purchase_orders: Annotated[
@@ -142,8 +140,7 @@ def generate(
         typer.Option(help="Purchase orders (default: the real data's 4,649 per 11,187 sales)"),
     ] = None,
 ) -> None:
-    """Write a synthetic Totesys ingestion tree of all eleven tables: a baseline, then update
-    batches (one transaction per order, one payment per transaction, payments paid later)."""
+    """Write a synthetic ingestion tree of all eleven Totesys tables: a baseline, then updates."""
     from service.synthetic import SyntheticManifest, iter_ingestion_files
 
     storage = open_storage(out_dir)
@@ -151,22 +148,13 @@ def generate(
     written = 0
     with err.status("generating…"):
         for key, content in iter_ingestion_files(
-            orders=orders,
-            updates=updates,
-            seed=seed,
-            manifest=manifest,
-            purchase_orders=purchase_orders,
+            orders, updates, seed, manifest=manifest, purchase_orders=purchase_orders
         ):
             storage.write(key, content)
             written += len(content)
-    m = manifest
     err.print(
-        f"wrote {len(m.files)} files ({written / 1e6:.1f} MB) to {storage.uri}: "
-        f"{m.orders_created} orders, {m.order_versions} versions, "
-        f"{len(m.deleted_order_ids)} deleted; "
-        f"{m.purchase_orders_created} purchase orders, {m.purchase_order_versions} versions, "
-        f"{len(m.deleted_purchase_order_ids)} deleted; "
-        f"{m.payments_created} transactions and payments, {m.payments_paid} paid"
+        f"wrote {len(manifest.files)} files ({written / 1e6:.1f} MB) to {storage.uri}: "
+        f"{manifest.summary()}"
     )
 
 

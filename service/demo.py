@@ -38,14 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         ingestion, orders=args.orders, updates=args.updates, seed=args.seed
     )
     console.print(
-        f"{len(manifest.files)} ingestion files in {ingestion}: "
-        f"{manifest.orders_created:,} orders, {manifest.order_versions:,} versions, "
-        f"{len(manifest.deleted_order_ids)} deleted by a later baseline, "
-        f"department {manifest.renamed_department_ids} renamed; "
-        f"{manifest.purchase_orders_created:,} purchase orders, "
-        f"{manifest.payments_created:,} transactions and payments "
-        f"({manifest.payments_paid:,} paid by the end, "
-        f"{len(manifest.paid_in_updates_payment_ids)} of them in the update batches)"
+        f"{len(manifest.files)} ingestion files in {ingestion}: {manifest.summary()}; "
+        f"department {manifest.renamed_department_ids} renamed"
     )
 
     pipeline = Pipeline.from_settings(

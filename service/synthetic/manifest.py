@@ -44,6 +44,17 @@ class SyntheticManifest:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
+    def summary(self) -> str:
+        """One line: what the tree holds."""
+        return (
+            f"{self.orders_created:,} sales orders ({self.order_versions:,} versions, "
+            f"{len(self.deleted_order_ids)} deleted), {self.purchase_orders_created:,} purchase "
+            f"orders ({self.purchase_order_versions:,} versions, "
+            f"{len(self.deleted_purchase_order_ids)} deleted), {self.payments_created:,} "
+            f"transactions and payments ({self.payments_paid:,} paid by the end, "
+            f"{len(self.paid_in_updates_payment_ids)} of them in the update batches)"
+        )
+
     def files_of(self, *tables: str) -> list[str]:
         """The keys written for these source tables, in the order written."""
         # `<prefix>/<table>-<stamp>.json`: table names hold no "-".

@@ -749,7 +749,12 @@ def test_totesys_generate_writes_the_tree(tmp_path: Path) -> None:
     args = ["--out", str(tmp_path), "--orders", "60", "--updates", "1", "--seed", "3"]
     result = CliRunner().invoke(app, ["generate", *args, "--purchase-orders", "9"])
     assert result.exit_code == 0, result.output
-    expected = dict(iter_ingestion_files(orders=60, updates=1, seed=3, purchase_orders=9))
+    manifest = SyntheticManifest()
+    expected = dict(
+        iter_ingestion_files(orders=60, updates=1, seed=3, purchase_orders=9, manifest=manifest)
+    )
+    assert manifest.summary() in " ".join(result.output.split())
+    assert "60 sales orders" in manifest.summary() and "9 purchase orders" in manifest.summary()
     written = {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*.json")}
     assert written == expected
     assert {ParsedFile(k, b"[]").table for k in written} == set(ID_COLUMNS)
