@@ -112,7 +112,8 @@ def machine() -> dict[str, Any]:
 
 
 def generate(root: Path, orders: int, seed: int = 11) -> int:
-    """A baseline (dimensions + `orders` sales orders) under `root`; returns its bytes."""
+    """A baseline under `root`: dimensions, `orders` sales orders, and the purchase orders,
+    transactions and payments beside them in the real data's proportions; returns its bytes."""
     from service.synthetic import write_ingestion_tree
 
     write_ingestion_tree(root, orders=orders, updates=0, seed=seed)

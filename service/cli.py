@@ -132,11 +132,15 @@ def generate(
     out_dir: Annotated[
         str, typer.Option("--out", help="Ingestion root to write (folder or s3://)")
     ],
-    orders: Annotated[int, typer.Option(help="Sales orders in the baseline")] = 2000,
+    orders: Annotated[int, typer.Option(help="Sales orders (most in the baseline)")] = 2000,
     updates: Annotated[int, typer.Option(help="Update batches after the baseline")] = 5,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files)")] = 42,
+    purchase_orders: Annotated[
+        int | None,
+        typer.Option(help="Purchase orders (default: the real data's 4,649 per 11,187 sales)"),
+    ] = None,
 ) -> None:
-    """Write a synthetic Totesys ingestion tree: a baseline, then update batches."""
+    """Write a synthetic ingestion tree of all eleven Totesys tables: a baseline, then updates."""
     from service.synthetic import SyntheticManifest, iter_ingestion_files
 
     storage = open_storage(out_dir)
@@ -144,14 +148,13 @@ def generate(
     written = 0
     with err.status("generating…"):
         for key, content in iter_ingestion_files(
-            orders=orders, updates=updates, seed=seed, manifest=manifest
+            orders, updates, seed, manifest=manifest, purchase_orders=purchase_orders
         ):
             storage.write(key, content)
             written += len(content)
     err.print(
         f"wrote {len(manifest.files)} files ({written / 1e6:.1f} MB) to {storage.uri}: "
-        f"{manifest.orders_created} orders, {manifest.order_versions} versions, "
-        f"{len(manifest.deleted_order_ids)} deleted"
+        f"{manifest.summary()}"
     )
 
 

@@ -38,9 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         ingestion, orders=args.orders, updates=args.updates, seed=args.seed
     )
     console.print(
-        f"{len(manifest.files)} ingestion files in {ingestion}: "
-        f"{manifest.orders_created:,} orders, {manifest.order_versions:,} versions, "
-        f"{len(manifest.deleted_order_ids)} deleted by a later baseline, "
+        f"{len(manifest.files)} ingestion files in {ingestion}: {manifest.summary()}; "
         f"department {manifest.renamed_department_ids} renamed"
     )
 
