@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
     console.rule("4. tables")
     for info in queries.table_infos(pipeline.lake):
-        console.print(f"  {info.name:<18} version {info.version:<3} {info.rows:>8,} rows")
+        console.print(f"  {info.name:<20} version {info.version:<3} {info.rows:>8,} rows")
 
     fact = pipeline.lake.read("fact_sales_order")
     assert fact is not None
