@@ -20,6 +20,7 @@ from service.api.routes import (
     sales_orders,
     tables,
 )
+from service.api.throttle import Throttle
 from service.settings import Settings
 
 DESCRIPTION = """
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings or Settings()
+    app.state.throttle = Throttle()  # failed token attempts per client address
     for module in (health, runs, files, reprocess, maintenance, tables, sales_orders):
         app.include_router(module.router)
     console.install(app)  # the operator console's pages under /console (not in OpenAPI)
