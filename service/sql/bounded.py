@@ -68,7 +68,7 @@ def run_bounded(work: Callable[[], T], timeout: float) -> T:
     worker = threading.Thread(target=target, name="totesys-sql-query", daemon=True)
     with captured_fd2() as written:
         worker.start()
-        worker.join(timeout)
+        worker.join(min(timeout, threading.TIMEOUT_MAX))
     if worker.is_alive():
         raise QueryTimeout(timeout)
     output = written[0].decode("utf-8", "replace") if written else ""
