@@ -14,6 +14,7 @@ other examples, and each run would take seconds).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ class _Target:
         self.app: FastAPI | None = None
         self.loopback = loopback
         self.requests = 0
+        self.answers: list[tuple[str, str, int]] = []  # method, path, status
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert self.app is not None, "the fixture sets the app"
@@ -83,7 +85,13 @@ class _Target:
                 # (ignored_auth), and ten from one address would throttle it (429 for all).
                 n = self.requests
                 scope = {**scope, "client": (f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", 50000)}
-        await self.app(scope, receive, send)
+
+        async def recording_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self.answers.append((scope["method"], scope["path"], message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, recording_send)
 
 
 # Every check runs (`--checks all`: positive and negative data acceptance included) with
@@ -208,15 +216,22 @@ def test_stateful_links_hold(lake_settings: Settings) -> None:
         "reprocess_reprocess_post",
         "start_maintenance_maintenance_post",
     }
-    before = TOKEN_APP.requests
+    before = len(TOKEN_APP.answers)
     _Workflow.run(
         settings=settings(
-            max_examples=8,
-            stateful_step_count=4,
+            max_examples=30,
+            stateful_step_count=6,
             derandomize=True,
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
         )
     )
-    assert TOKEN_APP.requests - before > 8  # it made calls
+    answers = TOKEN_APP.answers[before:]
+    started = {p for m, p, status in answers if m == "POST" and status == 202}
+    followed = [
+        (p, status)
+        for m, p, status in answers
+        if m == "GET" and re.fullmatch(r"/runs/[0-9A-Za-z_-]{8,}", p) and status == 200
+    ]
+    assert started and followed, [a for a in answers if a[0] == "GET" and a[1].startswith("/runs/")]
