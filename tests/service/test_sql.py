@@ -600,6 +600,10 @@ def test_hex_literals_split_as_polars_splits_them(warehouse: Warehouse) -> None:
     for sql in ("SELECT 0xinto copied FROM dim_currency", "SELECT 0x1finto copied FROM dim_date"):
         with pytest.raises(engine.SqlError, match="refused: INTO is not allowed"):
             engine.prepare(warehouse.lake, sql)
+    # Polars itself: `0xinto copied` is `X'' INTO copied`.
+    context = pl.SQLContext({"t": pl.LazyFrame({"a": [1]})})
+    with pytest.raises(pl.exceptions.SQLInterfaceError, match="SELECT INTO"):
+        context.execute("SELECT 0xinto copied FROM t", eager=True)
     assert [t.text for t in tokens("SELECT 0xinto")] == ["select", "0x", "into"]
     assert [t.text for t in tokens("SELECT 0x1F AS v")] == ["select", "0x1F", "as", "v"]
 
