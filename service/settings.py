@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from functools import lru_cache
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from transforms.parse import ParseLimits
@@ -14,6 +14,9 @@ from transforms.parse import ParseLimits
 # at once), at most ten years (longer windows overflow delta-rs's duration arithmetic).
 RETENTION_DAYS_MIN = 1
 RETENTION_DAYS_MAX = 3650
+# A token shorter than this is refused (a 6-letter word falls to guessing); one way to make one:
+API_TOKEN_MIN_CHARS = 24
+MAKE_A_TOKEN = 'python3 -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class Settings(BaseSettings):
@@ -31,8 +34,9 @@ class Settings(BaseSettings):
     )
     api_token: str | None = Field(
         None,
-        description="Bearer token the control plane accepts. Unset: only IAM (API Gateway) "
-        "protects the API, and `totesys serve` binds to loopback only.",
+        description="Bearer token the control plane accepts, at least 24 characters (make one "
+        f"with `{MAKE_A_TOKEN}`). Unset: only IAM (API Gateway) protects the API, and "
+        "`totesys serve` binds to loopback only.",
     )
     batch_max_bytes: int = Field(
         512 * 1024 * 1024,
@@ -85,6 +89,17 @@ class Settings(BaseSettings):
         description="Longest string value accepted (characters); a longer one rejects its row "
         "(the Totesys columns are short varchars).",
     )
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_is_strong(cls, value: str | None) -> str | None:
+        if value and len(value) < API_TOKEN_MIN_CHARS:
+            # The value itself is never repeated: it is a secret, if a weak one.
+            raise ValueError(
+                f"too short ({len(value)} characters; at least {API_TOKEN_MIN_CHARS}): make one "
+                f"with {MAKE_A_TOKEN}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _window_is_not_empty(self) -> Settings:

@@ -20,6 +20,7 @@ from service.api.routes import (
     sales_orders,
     tables,
 )
+from service.api.throttle import Throttle
 from service.settings import Settings
 
 DESCRIPTION = """
@@ -36,8 +37,10 @@ serve`, loopback only) admits loopback clients, if the request is addressed to a
 
 Decimals are JSON strings, dates ISO 8601, timestamps ISO 8601 with their zone (`Z`; a
 timestamp given without a zone means UTC). Errors are `{"detail": …}`: 401/403 (access), 404
-(no such thing), 413 (body over 1 MB), 415, 422 (which parameter, what is wrong), 503 (storage
-unavailable); a caller's mistake is never a 500.
+(no such thing), 413 (body over 1 MB), 415, 422 (which parameter, what is wrong), 429 (ten wrong
+tokens from this address within a minute: every token it presents is refused until the minute has
+passed, `Retry-After` says how long), 503 (storage unavailable); a caller's mistake is never a
+500.
 """
 
 
@@ -53,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings or Settings()
+    app.state.throttle = Throttle()  # failed token attempts per client address
     for module in (health, runs, files, reprocess, maintenance, tables, sales_orders):
         app.include_router(module.router)
     console.install(app)  # the operator console's pages under /console (not in OpenAPI)

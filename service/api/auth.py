@@ -6,7 +6,9 @@ A request is accepted when one of these holds, checked in this order:
 
 1. **Bearer token** — `TOTESYS_API_TOKEN` is set and the token the request presents
    (`Authorization: Bearer <token>`; see `presented_token`) matches it (`hmac.compare_digest`,
-   constant time).
+   constant time). A wrong token counts as a failed attempt of the client address: after 10
+   within a minute every token it presents, right or wrong, is 429 for a minute
+   (service/api/throttle.py).
 2. **API Gateway with IAM** — the request arrived as a Lambda event (Mangum puts it in
    `scope["aws.event"]`) whose request context carries an IAM principal that API Gateway
    verified: `requestContext.authorizer.iam` (HTTP API, payload v2) or
@@ -19,7 +21,7 @@ A request is accepted when one of these holds, checked in this order:
    `totesys serve` refuses to bind a non-loopback address without a token, so without a token
    only processes on this machine can reach the server. Setting a token turns this rule off.
 
-Anything else is 401 with `WWW-Authenticate: Bearer`.
+Anything else is 401 with `WWW-Authenticate: Bearer` (or 429 while the address is throttled).
 
 Loopback and web pages
 ----------------------
@@ -48,6 +50,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from service.api.throttle import record_failure, refuse_if_throttled
 from service.settings import Settings
 
 PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
@@ -97,6 +100,14 @@ def is_loopback_name(host: str) -> bool:
     elif name.count(":") == 1:  # 127.0.0.1:8000, localhost:8000
         name = name.split(":", 1)[0]
     return name == "localhost" or is_loopback_address(name)
+
+
+def token_matches(settings: Settings, candidate: str) -> bool:
+    """Whether `candidate` is the configured token (constant time, as bytes: any text is safe)."""
+    expected = settings.api_token
+    return bool(expected) and hmac.compare_digest(
+        candidate.encode("utf-8", "replace"), (expected or "").encode("utf-8", "replace")
+    )
 
 
 def in_lambda() -> bool:
@@ -149,12 +160,11 @@ async def authenticate(request: Request, bearer: BearerDep) -> str:
     (or 403/415 from `loopback_guard`). Async: it never blocks, so it runs on the event loop."""
     settings: Settings = request.app.state.settings
     token = presented_token(request, bearer)
-    if (
-        settings.api_token
-        and token is not None
-        and hmac.compare_digest(token.encode(), settings.api_token.encode())
-    ):
-        return "token"
+    if settings.api_token and token is not None:
+        refuse_if_throttled(request)  # 429 while guessing is throttled, right token or wrong
+        if token_matches(settings, token):
+            return "token"
+        record_failure(request)
     event = request.scope.get("aws.event")
     if event is not None:
         principal = iam_principal(event)

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.settings import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN
 
@@ -25,7 +25,14 @@ UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 # S3's longest key; longer keys or prefixes cannot name an ingestion file.
 MAX_KEY_LENGTH = 1024
-IngestionKey = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH)]
+# What service/api/routes/reprocess.py's `key_problem` accepts, for the published schema (the
+# check itself stays in Python, with a message per problem): under baseline/ or updated/, no URI,
+# no `.` or `..` segment, no backslash or NUL.
+KEY_PATTERN = r"^(?:baseline|updated)/(?![\s\S]*://)(?!(?:[\s\S]*/)?\.\.?(?:/|$))[^\\\u0000]*$"
+IngestionKey = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_KEY_LENGTH, json_schema_extra={"pattern": KEY_PATTERN}),
+]
 
 # busy: another run held the lease (its wake marker asked that run to do this one's work);
 # interrupted: SIGINT/SIGTERM; abandoned: its process died (or was paused) holding the lease.
@@ -93,21 +100,40 @@ class FilePage(BaseModel):
     items: list[IngestionFile]
 
 
+def _exactly_one_of_keys_or_prefix(schema: dict[str, Any]) -> None:
+    """The published schema says what the validators enforce: exactly one of the two, neither
+    of them null."""
+    for name in ("keys", "prefix"):
+        field = schema["properties"][name]
+        (present,) = [c for c in field.pop("anyOf") if c.get("type") != "null"]
+        field.update(present)
+    schema["oneOf"] = [{"required": ["keys"]}, {"required": ["prefix"]}]
+    schema["examples"] = [
+        {"keys": ["updated/sales_order-2024-11-14T11:00:00.000000.json"]},
+        {"prefix": "updated/sales_order-2024-11-14"},
+    ]
+
+
 class ReprocessRequest(BaseModel):
     """Exactly one of `keys` (ingestion keys) or `prefix` (every file under it)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"keys": ["updated/sales_order-2024-11-14T11:00:00.000000.json"]},
-                {"prefix": "updated/sales_order-2024-11-14"},
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of_keys_or_prefix)
 
-    keys: list[IngestionKey] | None = Field(None, min_length=1, max_length=10_000)
+    keys: list[IngestionKey] | None = Field(
+        None,
+        min_length=1,
+        max_length=10_000,
+        description="At most 10,000 keys. The whole body must stay within 1 MB: a larger one is "
+        "refused with 413 before it is read, whatever it holds.",
+    )
     prefix: IngestionKey | None = None
+
+    @field_validator("keys", "prefix", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null: leave it out")
+        return value
 
     @model_validator(mode="after")
     def _one_of(self) -> ReprocessRequest:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import BinaryIO
 
 import polars as pl
+from polars.exceptions import PanicException
 
 from service import queries
 from service.lake import TABLE_PATHS, TABLE_SCHEMAS, Lake
-from service.sql.guard import UnsafeQuery, check_plan, check_query
+from service.sql.guard import UnsafeQuery, check_plan, check_query, inside
 from transforms import fact_sales_order as fact
 
 VIEWS: dict[str, str] = {
@@ -50,7 +52,7 @@ def _naive_utc(value: datetime) -> datetime:
     return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -68,9 +70,15 @@ def _table(lake: Lake, name: str, travel: TimeTravel) -> pl.LazyFrame:
             return pl.LazyFrame(schema=TABLE_SCHEMAS[name])
     if version is not None and version > latest.version():
         raise SqlError(f"{name} has no version {version} (latest is {latest.version()})")
-    frame = lake.scan(name, version)
-    assert frame is not None
-    return frame
+    handle = latest if version is None else lake.table(name, version)
+    assert handle is not None
+    # Every file the scan will read, not only the first one the plan shows, must lie inside
+    # the table's folder (a crafted log could name `../../secret.parquet`).
+    folder = lake.uri(name)
+    for uri in handle.file_uris():
+        if not inside(uri, [folder]):
+            raise SqlError(f"refused: {name} lists a file outside its folder: {uri!r}")
+    return pl.scan_delta(handle, storage_options=lake.options)
 
 
 def prepare(
@@ -98,17 +106,24 @@ def prepare(
     context = pl.SQLContext(frames)
     try:
         query = context.execute(sql)
+        written = query.explain(optimized=False)
         plan = query.explain()  # resolves names and types: most mistakes surface here
     except pl.exceptions.PolarsError as exc:
         message = _first_line(exc)
         if message.startswith("relation ") and message.endswith(" was not found"):
             message += f" (tables and views: {', '.join(RELATIONS)})"
         raise SqlError(message) from None
+    except PanicException as exc:
+        raise SqlError(_panic_message(exc)) from None
     try:
-        check_plan(plan, [lake.uri(name).rstrip("/") + "/" for name in wanted])
+        check_plan(plan, [lake.uri(name).rstrip("/") + "/" for name in wanted], written)
     except UnsafeQuery as exc:
         raise SqlError(f"refused: {exc}") from None
     return query
+
+
+def _panic_message(exc: BaseException) -> str:
+    return f"Polars failed on this query (an internal error: {_first_line(exc)})"
 
 
 def collect(query: pl.LazyFrame, limit: int | None = None) -> pl.DataFrame:
@@ -117,6 +132,18 @@ def collect(query: pl.LazyFrame, limit: int | None = None) -> pl.DataFrame:
         return (query if limit is None else query.head(limit)).collect()
     except pl.exceptions.PolarsError as exc:
         raise SqlError(_first_line(exc)) from None
+    except PanicException as exc:  # not a PolarsError, not even an Exception
+        raise SqlError(_panic_message(exc)) from None
+
+
+def sink_csv(query: pl.LazyFrame, sink: BinaryIO) -> None:
+    """Stream every row of the query as CSV into `sink`; errors become SqlError."""
+    try:
+        query.sink_csv(sink)
+    except pl.exceptions.PolarsError as exc:
+        raise SqlError(_first_line(exc)) from None
+    except PanicException as exc:
+        raise SqlError(_panic_message(exc)) from None
 
 
 def run(
@@ -129,4 +156,13 @@ def run(
     return collect(prepare(lake, sql, travel, as_of_business))
 
 
-__all__ = ["RELATIONS", "VIEWS", "SqlError", "TimeTravel", "collect", "prepare", "run"]
+__all__ = [
+    "RELATIONS",
+    "VIEWS",
+    "SqlError",
+    "TimeTravel",
+    "collect",
+    "prepare",
+    "run",
+    "sink_csv",
+]

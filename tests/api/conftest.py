@@ -22,7 +22,7 @@ from service.pipeline import Pipeline
 from service.settings import Settings
 from tests.conftest import T0, IngestionTree, order
 
-TOKEN = "test-token-0123456789"
+TOKEN = "test-token-0123456789-abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 H = timedelta(hours=1)
 

@@ -13,6 +13,8 @@ from service.api.deps import iam_principal
 from service.settings import Settings
 from tests.api.conftest import TOKEN
 
+OTHER_TOKEN = "another-token-0123456789-abcdef"
+
 PROTECTED = [
     ("get", "/runs"),
     ("post", "/runs"),
@@ -82,7 +84,7 @@ def test_loopback_admitted_only_without_a_token(
 ) -> None:
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     assert _app(tmp_path, None).get("/runs").status_code == 200
-    assert _app(tmp_path, "secret").get("/runs").status_code == 401
+    assert _app(tmp_path, OTHER_TOKEN).get("/runs").status_code == 401
     ipv6 = TestClient(_app(tmp_path, None).app, client=("::1", 40000), base_url="http://[::1]:8000")
     assert ipv6.get("/runs").status_code == 200
 
@@ -181,9 +183,9 @@ def test_loopback_state_changes_need_json_and_no_foreign_origin(
     r = client.post("/runs", content=body, headers=headers)
     assert r.status_code == expected, r.text
     # A token needs none of this: a page cannot send the Authorization header cross-site.
-    with_token = _app(tmp_path, "secret")
+    with_token = _app(tmp_path, OTHER_TOKEN)
     with_token.app.state.dispatcher = lambda job, settings: None  # type: ignore[attr-defined]
     r = with_token.post(
-        "/runs", content=body, headers={**headers, "Authorization": "Bearer secret"}
+        "/runs", content=body, headers={**headers, "Authorization": f"Bearer {OTHER_TOKEN}"}
     )
     assert r.status_code == 202

@@ -12,12 +12,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
+from deltalake import DeltaTable
 from polars.testing import assert_frame_equal
 
 from service import queries
@@ -25,7 +27,7 @@ from service.lake import TABLE_PATHS, Lake
 from service.pipeline import Pipeline
 from service.settings import Settings
 from service.sql import engine
-from service.sql.guard import UnsafeQuery, check_plan, check_query
+from service.sql.guard import UnsafeQuery, check_plan, check_query, tokens
 from service.sql.named import bind, named_queries
 from service.storage import LocalStorage, open_storage
 from service.synthetic import DEFAULT_START, SyntheticManifest, iter_ingestion_files
@@ -475,3 +477,182 @@ def test_list_names_what_can_be_queried(warehouse: Warehouse) -> None:
         )
         assert answer.columns == list(columns), name
         assert answer.height == 1, name
+
+
+# -- hostile queries: nothing crashes or hangs the command ---------------------------------------
+def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-2000:])
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
+    assert proc.stdout == ""
+    return lines[0]
+
+
+@pytest.mark.parametrize("terms", [6000, 3000, 252])
+def test_a_query_too_large_to_plan_is_refused_before_polars_sees_it(
+    warehouse: Warehouse, terms: int
+) -> None:
+    """6,000 terms overflowed Polars' stack (SIGSEGV, no output); 3,000 took 52 s to plan."""
+    sql = f"SELECT {'+'.join(['1'] * terms)} AS x FROM dim_currency"
+    started = time.perf_counter()
+    proc = totesys("sql", sql, "--processed", str(warehouse.processed))
+    seconds = time.perf_counter() - started
+    line = _one_error_line(proc)
+    assert "too large to plan" in line
+    assert (f"{terms - 1:,} operators" if terms < 5000 else "12,004 tokens") in line
+    assert seconds < 30  # a process start; Polars never plans it
+    print(f"\n{terms}-term sum refused in {seconds:.2f} s (a whole `totesys sql` process)")
+
+
+def test_a_large_query_within_the_limits_runs(warehouse: Warehouse) -> None:
+    sql = f"SELECT {'+'.join(['1'] * 251)} AS x FROM dim_currency"
+    assert set(engine.run(warehouse.lake, sql)["x"]) == {251}
+    ids = ", ".join(str(i) for i in range(3000))  # a long IN list is no deep expression
+    answer = engine.run(
+        warehouse.lake, f"SELECT currency_id FROM dim_currency WHERE currency_id IN ({ids})"
+    )
+    assert answer.height == _table(warehouse, "dim_currency").height
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("SELECT " + "(" * 40 + "1" + ")" * 40 + " AS x FROM dim_currency", "32 deep"),
+        ("SELECT 1 AS x FROM dim_currency WHERE " + " OR ".join(["1 = 1"] * 130), "operators"),
+        ("SELECT '" + "x" * 100_001 + "' AS x", "characters"),
+    ],
+)
+def test_size_and_depth_limits(warehouse: Warehouse, sql: str, message: str) -> None:
+    with pytest.raises(engine.SqlError, match=f"refused: .*{message}"):
+        engine.prepare(warehouse.lake, sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT [1,2,3][-9223372036854775808] AS x FROM dim_currency",
+        "SELECT SPLIT_PART(currency_code, 'B', -9223372036854775808) AS x FROM dim_currency",
+    ],
+)
+def test_a_polars_panic_is_one_line(warehouse: Warehouse, sql: str) -> None:
+    """Polars panics (PanicException is no PolarsError) and Rust prints its message and
+    backtrace on stderr: the command shows one line instead."""
+    proc = totesys("sql", sql, "--processed", str(warehouse.processed), env={"RUST_BACKTRACE": "1"})
+    line = _one_error_line(proc)
+    assert "Polars failed on this query (an internal error: " in line
+    with pytest.raises(engine.SqlError, match="Polars failed on this query"):
+        engine.run(warehouse.lake, sql)
+
+
+def test_with_recursive_is_refused(warehouse: Warehouse) -> None:
+    sql = (
+        "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT n FROM r LIMIT 5"
+    )
+    started = time.perf_counter()
+    line = _one_error_line(totesys("sql", sql, "--processed", str(warehouse.processed)))
+    assert "WITH RECURSIVE is not allowed" in line
+    assert time.perf_counter() - started < 30
+    # A column may still be called that, quoted.
+    assert engine.run(warehouse.lake, 'SELECT 1 AS "recursive"').columns == ["recursive"]
+
+
+SLOW = (
+    "SELECT COUNT(*) AS n FROM fact_sales_order a "
+    "JOIN fact_sales_order b ON a.sales_record_id < b.sales_record_id "
+    "JOIN fact_sales_order c ON b.sales_record_id < c.sales_record_id"
+)
+
+
+def test_timeout_stops_a_runaway_query_with_one_line(warehouse: Warehouse) -> None:
+    """A query that runs for minutes (a three-way inequality join: billions of row triples)
+    ends at --timeout with one line, the process gone at once."""
+    started = time.perf_counter()
+    proc = totesys("sql", SLOW, "--timeout", "3", "--processed", str(warehouse.processed))
+    seconds = time.perf_counter() - started
+    line = _one_error_line(proc)
+    assert line == "error: the query ran past --timeout 3 s and was stopped"
+    assert 3 <= seconds < 40
+    print(f"\n--timeout 3: the command ended after {seconds:.2f} s (process start included)")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_timeout_must_be_positive(warehouse: Warehouse, value: str) -> None:
+    proc = totesys("sql", "SELECT 1 AS one", "--timeout", value)
+    assert "--timeout must be more than 0 seconds" in _one_error_line(proc)
+
+
+def test_the_default_timeout_lets_a_query_finish(warehouse: Warehouse) -> None:
+    proc = totesys(
+        "sql",
+        "SELECT COUNT(*) AS n FROM dim_currency",
+        "--json",
+        "--processed",
+        str(warehouse.processed),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["rows"] == [{"n": _table(warehouse, "dim_currency").height}]
+
+
+# -- the lexer splits as Polars does; the plan check sees every path ------------------------------
+def test_hex_literals_split_as_polars_splits_them(warehouse: Warehouse) -> None:
+    """Polars reads `0xinto` as the hex literal `0x` and the word INTO (`0x1F` is a binary
+    literal, `0X1F` the number 0 named X1F): the lexer must see the INTO too."""
+    for sql in ("SELECT 0xinto copied FROM dim_currency", "SELECT 0x1finto copied FROM dim_date"):
+        with pytest.raises(engine.SqlError, match="refused: INTO is not allowed"):
+            engine.prepare(warehouse.lake, sql)
+    # Polars itself: `0xinto copied` is `X'' INTO copied`.
+    context = pl.SQLContext({"t": pl.LazyFrame({"a": [1]})})
+    with pytest.raises(pl.exceptions.SQLInterfaceError, match="SELECT INTO"):
+        context.execute("SELECT 0xinto copied FROM t", eager=True)
+    assert [t.text for t in tokens("SELECT 0xinto")] == ["select", "0x", "into"]
+    assert [t.text for t in tokens("SELECT 0x1F AS v")] == ["select", "0x1F", "as", "v"]
+
+
+@pytest.mark.parametrize(
+    "literal", ["1e5x", "12abc", "1ee", ".5e", "1.5e3e", "1.a", "5_5x", "1_", "0b101", "0X1F"]
+)
+def test_the_lexer_names_what_polars_names(literal: str) -> None:
+    """Where a number runs into a word, Polars makes the word an alias: the lexer's last token
+    must be that alias, or the two would not agree on which words a query holds."""
+    context = pl.SQLContext({"t": pl.LazyFrame({"a": [1]})})
+    answer = context.execute(f"SELECT {literal} FROM t", eager=True)
+    words = [t.text for t in tokens(f"SELECT {literal}") if t.kind == "word"]
+    assert words[-1] == answer.columns[0].lower()
+
+
+def test_the_plan_check_normalises_every_path(warehouse: Warehouse, secret: Path) -> None:
+    lake = warehouse.lake
+    folder = lake.uri("dim_currency")
+    prefixes = [folder + "/"]
+    escaping = f"{folder}/../../../{secret.with_suffix('.parquet').name}"
+    for line in (
+        f"Parquet SCAN [{escaping}]",
+        f"Parquet SCAN [{escaping}, ... 4 other sources]",
+        f"Parquet SCAN [{folder}/./../currency2/part-0.parquet]",
+        f"Parquet SCAN [{folder}2/part-0.parquet]",
+    ):
+        with pytest.raises(UnsafeQuery, match="would read"):
+            check_plan(line, prefixes)
+    check_plan(f"Parquet SCAN [{folder}/./part-0.parquet, ... 4 other sources]", prefixes)
+    # The plan as written may scan the registered Delta tables only: a file read that the
+    # optimiser rewrote out of sight is still refused.
+    with pytest.raises(UnsafeQuery, match="would read"):
+        check_plan("", prefixes, f"PythonDataset SCAN [PL_PY_DSET]\nCsv SCAN [{secret}]")
+    check_plan("", prefixes, "PythonDataset SCAN [PL_PY_DSET]")
+
+
+def test_a_table_listing_a_file_outside_its_folder_is_refused(
+    warehouse: Warehouse, secret: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every file of every table is checked, not only the one the plan shows. (delta-rs keeps a
+    log's paths under the table today, escaping `..`; the check does not rely on it.)"""
+    folder = warehouse.lake.uri("dim_currency")
+    escaping = f"{folder}/../../{secret.with_suffix('.parquet').name}"
+    real = DeltaTable.file_uris
+    monkeypatch.setattr(
+        DeltaTable, "file_uris", lambda self, *a, **k: [*real(self, *a, **k), escaping]
+    )
+    with pytest.raises(engine.SqlError, match="refused: dim_currency lists a file outside"):
+        engine.prepare(warehouse.lake, "SELECT * FROM dim_currency")
+    monkeypatch.undo()
+    assert engine.run(warehouse.lake, "SELECT * FROM dim_currency").height > 0

@@ -16,13 +16,16 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from service import queries
+from service.api.auth import token_matches
 from service.api.console import auth, data
 from service.api.console.charts import RunPoint, run_chart
 from service.api.console.render import render
 from service.api.deps import DispatcherDep, LakeDep, LedgerDep, PipelineDep, SettingsDep
 from service.api.routes.common import start_job
 from service.api.routes.reprocess import key_problem
+from service.api.throttle import record_failure, refuse_if_throttled
 from service.lake import TABLE_PATHS, TABLE_SCHEMAS, UnknownTable
+from service.settings import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
 STATIC_TYPES = {".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
@@ -55,24 +58,34 @@ def login_form(request: Request, settings: SettingsDep, next: str | None = None)
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, settings: SettingsDep) -> Response:
+    if settings.api_token:
+        try:
+            refuse_if_throttled(request)  # before anything else: right or wrong, 429
+        except HTTPException as exc:
+            page = _login_page(request, settings, "/console", str(exc.detail), exc.status_code)
+            page.headers.update(exc.headers or {})
+            return page
     fields = await auth.checked_form(request)
     target = auth.safe_next(fields.get("next"))
-    if not auth.token_matches(settings, fields.get("token", "")):
-        return render(
-            request,
-            "login.html",
-            {
-                "next": target,
-                "token_required": bool(settings.api_token),
-                "error": "That is not the API token."
-                if settings.api_token
-                else "No token is configured: the console admits loopback clients only.",
-            },
-            status.HTTP_401_UNAUTHORIZED,
+    if not token_matches(settings, fields.get("token", "")):
+        if settings.api_token:
+            record_failure(request)
+        error = (
+            "That is not the API token."
+            if settings.api_token
+            else "No token is configured: the console admits loopback clients only."
         )
+        return _login_page(request, settings, target, error, status.HTTP_401_UNAUTHORIZED)
     response = _redirect(target)
-    auth.set_login_cookie(response, request, fields["token"])
+    auth.set_login_cookie(response, request, settings)
     return response
+
+
+def _login_page(
+    request: Request, settings: Settings, target: str, error: str, status_code: int
+) -> Response:
+    context = {"next": target, "token_required": bool(settings.api_token), "error": error}
+    return render(request, "login.html", context, status_code)
 
 
 @router.post("/logout")

@@ -28,17 +28,45 @@ UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
         "description": "Invalid parameters or body: `detail` names each parameter and its "
         "problem (an unknown query parameter too)",
     },
+    429: {
+        "model": Problem,
+        "description": "Ten wrong tokens came from this client address within a minute: every "
+        "token it presents, right or wrong, is refused until the minute has passed",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    },
     503: {"model": Problem, "description": "Storage (ingestion root or tables) unavailable"},
 }
 STATE_CHANGING: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "The body could not be read as UTF-8 JSON"},
-    413: {"model": Problem, "description": "Request body over 1 MB"},
+    413: {
+        "model": Problem,
+        "description": "Request body over 1 MB: refused before it is read, however valid or "
+        "invalid it is otherwise",
+    },
     415: {
         "model": Problem,
         "description": "Loopback without a token: the request is not application/json",
     },
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "Not found"}}
+# A job's 202 links to its run (Schemathesis follows it in its stateful tests).
+RUN_LINK: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Accepted: the job runs in the background",
+        "links": {
+            "GetRun": {
+                "operationId": "get_run_runs__run_id__get",
+                "parameters": {"run_id": "$response.body#/run_id"},
+                "description": "The run's progress and outcome",
+            }
+        },
+    }
+}
 BAD_REQUEST: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "Invalid parameters or body (message in `detail`)"}
 }

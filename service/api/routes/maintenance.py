@@ -8,6 +8,7 @@ from service.api.deps import DispatcherDep, LedgerDep, SettingsDep
 from service.api.models import MaintenanceRequest, RunAccepted
 from service.api.routes.common import (
     BAD_REQUEST,
+    RUN_LINK,
     STATE_CHANGING,
     authenticated_router,
     start_job,
@@ -20,7 +21,7 @@ router = authenticated_router("maintenance")
     "/maintenance",
     response_model=RunAccepted,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**BAD_REQUEST, **STATE_CHANGING},
+    responses={**RUN_LINK, **BAD_REQUEST, **STATE_CHANGING},
     summary="Start maintenance (compact, checkpoint, vacuum) in the background",
     description="Recorded as a run with trigger `maintenance` (poll GET /runs/{run_id}); it "
     "holds the run lease, so it never overlaps a pipeline run. Vacuum keeps every file a version "

@@ -10,6 +10,7 @@ from service.api.models import ReprocessRequest, RunAccepted
 from service.api.routes.common import (
     BAD_REQUEST,
     NOT_FOUND,
+    RUN_LINK,
     STATE_CHANGING,
     authenticated_router,
     clipped_list,
@@ -37,7 +38,7 @@ def key_problem(key: str) -> str | None:
     "/reprocess",
     response_model=RunAccepted,
     status_code=status.HTTP_202_ACCEPTED,
-    responses={**NOT_FOUND, **BAD_REQUEST, **STATE_CHANGING},
+    responses={**RUN_LINK, **NOT_FOUND, **BAD_REQUEST, **STATE_CHANGING},
     summary="Re-apply the given files (keys) or every file under a prefix",
     description='Body: `{"keys": [...]}` or `{"prefix": "..."}`, keys relative to the '
     "ingestion root and under `baseline/` or `updated/`. Anything else (absolute paths, `..`, "

@@ -11,6 +11,7 @@ from service.api.errors import clip_repr
 from service.api.models import Run, RunAccepted, RunPage
 from service.api.routes.common import (
     NOT_FOUND,
+    RUN_LINK,
     STATE_CHANGING,
     authenticated_router,
     page_bounds,
@@ -25,7 +26,7 @@ router = authenticated_router("runs")
     "/runs",
     response_model=RunAccepted,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=STATE_CHANGING,
+    responses={**RUN_LINK, **STATE_CHANGING},
     summary="Start a run over every pending ingestion file",
     description="Records the run as `pending` and returns at once; the run continues in the "
     "background (in Lambda: an asynchronous self-invocation, so it may outlast API Gateway's "

@@ -14,9 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from service import queries
 from service.api.deps import CacheDep, LakeDep, StartedDep
 from service.api.errors import clip_repr
-from service.api.models import RowPage, TableSummary, TableVersion, TableVersions
+from service.api.models import Problem, RowPage, TableSummary, TableVersion, TableVersions
 from service.api.routes.common import (
-    BAD_REQUEST,
     NOT_FOUND,
     authenticated_router,
     naive_utc_parameter,
@@ -159,7 +158,15 @@ def _with_zone(frame: pl.DataFrame) -> pl.DataFrame:
 @router.get(
     "/tables/{name}/rows",
     response_model=RowPage,
-    responses={**NOT_FOUND, **BAD_REQUEST},
+    responses={
+        **NOT_FOUND,
+        422: {
+            "model": Problem,
+            "description": "Invalid parameters, and three requests the schema cannot tell from "
+            "valid ones: a `filter` on a column this table lacks (the pattern admits any column "
+            "name: tables differ), a value its column cannot hold, or `version` with `as_of`",
+        },
+    },
     summary="Rows at a Delta version or commit time (time travel), filtered and paginated",
     description="At most one of `version` (a Delta version) or `as_of` (a commit time, ISO "
     "8601; without a zone it means UTC: the latest version committed at or before it); neither: "
