@@ -23,11 +23,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from service import jobs, queries
+from service.fact_columns import current_columns, fact_option, history_columns, plural
 from service.lake import Lake
 from service.lease import LeaseView
 from service.pipeline import Pipeline
 from service.settings import RETENTION_DAYS_MAX, RETENTION_DAYS_MIN, Settings
 from service.storage import StorageError, check_root, open_storage
+from transforms.fact_spec import FactSpec
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
@@ -250,50 +252,50 @@ def run(
         out.print(f"[yellow]warning[/yellow] {warning}")
 
 
+FactOpt = Annotated[
+    str,
+    typer.Option(
+        "--fact",
+        help="The fact: sales_order, purchase_order or payment (or its table name, e.g. "
+        "fact_payment)",
+    ),
+]
+
+
+def _fact(value: str) -> FactSpec:
+    try:
+        return fact_option(value)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0]), param_hint="--fact") from None
+
+
 @app.command()
 def history(
-    sales_order_id: int,
+    ident: Annotated[int, typer.Argument(metavar="ID", help="The id (e.g. a sales_order_id)")],
+    fact: FactOpt = "sales_order",
     processed: ProcessedOpt = None,
     version: VersionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Every version of one sale, deletion included."""
+    """Every version of one sale (or purchase order, payment: --fact), deletion included."""
+    spec = _fact(fact)
     lake = _open_lake(processed)
     try:
-        rows = queries.sale_history(lake, sales_order_id, version)
+        rows = queries.history(lake, spec, ident, version)
     except queries.NoSuchVersion as exc:
         _fail(str(exc))
         return
     if as_json:
-        _print_json({"sales_order_id": sales_order_id, "versions": rows.to_dicts()})
+        _print_json({spec.id_column: ident, "versions": rows.to_dicts()})
         return
     if rows.is_empty():
-        _fail(f"no sales order {sales_order_id}")
-    _print_frame(
-        rows.select(queries.HISTORY_VIEW_COLUMNS),
-        f"sales order {sales_order_id}",
-    )
-
-
-# The columns a person reads in the current-state table (--json carries all of them).
-CURRENT_VIEW_COLUMNS = [
-    "sales_record_id",
-    "sales_order_id",
-    "created_date",
-    "created_time",
-    "last_updated_date",
-    "last_updated_time",
-    "sales_staff_id",
-    "counterparty_id",
-    "units_sold",
-    "unit_price",
-    "currency_id",
-    "design_id",
-]
+        _fail(f"no {spec.label} {ident}")
+    _print_frame(rows.select(history_columns(spec)), f"{spec.label} {ident}")
 
 
 @app.command()
 def current(
+    fact: FactOpt = "sales_order",
     processed: ProcessedOpt = None,
     as_of: Annotated[
         str | None,
@@ -305,18 +307,22 @@ def current(
     limit: Annotated[int, typer.Option(help="Rows to print (the table view)")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
-    """The current state of every sale (latest version unless deleted), or as of a time."""
+    """The current state of every sale (or purchase order, payment: --fact): its latest version
+    unless deleted, or as of a time."""
+    spec = _fact(fact)
     moment = _as_of(as_of)
     lake = _open_lake(processed)
     try:
-        rows = queries.current_sales(lake, as_of=moment, version=version)
+        rows = queries.current(lake, spec, as_of=moment, version=version)
     except queries.NoSuchVersion as exc:
         _fail(str(exc))
         return
+    noun = plural(spec)
     if as_json:
-        _print_json({"as_of": moment, "count": rows.height, "sales": rows.to_dicts()})
+        _print_json({"as_of": moment, "count": rows.height, noun: rows.to_dicts()})
         return
-    _print_frame(rows.head(limit).select(CURRENT_VIEW_COLUMNS), f"{rows.height:,} live sales")
+    title = f"{rows.height:,} live {noun.replace('_', ' ')}"
+    _print_frame(rows.head(limit).select(current_columns(spec)), title)
 
 
 @app.command()
@@ -507,8 +513,8 @@ def sql(
 def _print_sql_catalog(as_json: bool) -> None:
     """What `totesys sql` can query: tables with their columns, views, named queries."""
     from service.lake import TABLE_SCHEMAS
-    from service.sql.engine import VIEWS
     from service.sql.named import named_queries
+    from service.sql.views import VIEWS
 
     tables = {n: {c: str(t) for c, t in cols.items()} for n, cols in TABLE_SCHEMAS.items()}
     named = {
@@ -524,7 +530,7 @@ def _print_sql_catalog(as_json: bool) -> None:
     for name, columns in tables.items():
         listing.add_row(name, ", ".join(columns))
     for name, meaning in VIEWS.items():
-        listing.add_row(name, f"(view) {meaning}; columns of fact_sales_order")
+        listing.add_row(name, f"(view) {meaning}")
     out.print(listing)
     queries_table = Table(title="named queries (--named NAME --param VALUE ...)")
     for column in ("name", "question", "parameters"):
