@@ -438,7 +438,7 @@ def sql(
         datetime | None,
         typer.Option(
             "--as-of-business",
-            help="Business time (naive UTC) of the view fact_sales_order_as_of",
+            help="Business time (naive UTC) of the views fact_*_as_of (fact_payment_as_of, …)",
         ),
     ] = None,
     limit: Annotated[int, typer.Option(help="Rows to print (the table view)")] = 100,
@@ -450,8 +450,8 @@ def sql(
         bool, typer.Option("--list", help="List the tables, views and named queries")
     ] = False,
 ) -> None:
-    """Read-only SQL over the star tables (fact_sales_order, dim_*), the views
-    fact_sales_order_current and fact_sales_order_as_of, at a Delta version or time."""
+    """Read-only SQL over the star tables (fact_*, dim_*), the views fact_*_current and
+    fact_*_as_of (e.g. fact_payment_current), at a Delta version or time."""
     from service.sql import engine
     from service.sql.guard import UnsafeQuery
     from service.sql.named import bind, named_queries

@@ -152,8 +152,8 @@ class StarManifest:
     paid_later: list[int] = field(default_factory=list)  # payment ids paid by an update
     updated_orders: list[int] = field(default_factory=list)
     deleted_payments: list[int] = field(default_factory=list)
-    baseline: list[str] = field(default_factory=list)  # keys of the baseline files
-    updates: list[str] = field(default_factory=list)  # keys of the later files
+    baseline: list[tuple[str, bytes]] = field(default_factory=list)  # (key, content) at start
+    updates: list[tuple[str, bytes]] = field(default_factory=list)  # the later files
 
 
 def _key(kind: str, table: str, at: datetime) -> str:
@@ -164,8 +164,15 @@ def _day(moment: datetime, days: int) -> str:
     return (moment.date() + timedelta(days=days)).isoformat()
 
 
-def write_star_files(
-    storage: Storage,
+def write_star_files(storage: Storage, **kwargs: Any) -> StarManifest:
+    """`star_files` written to an ingestion root, all at once."""
+    manifest = star_files(**kwargs)
+    for key, content in [*manifest.baseline, *manifest.updates]:
+        storage.write(key, content)
+    return manifest
+
+
+def star_files(
     *,
     start: datetime,
     purchase_orders: int = 300,
@@ -177,10 +184,11 @@ def write_star_files(
     staff: int = 20,
     locations: int = 30,
 ) -> StarManifest:
-    """A baseline at `start` (purchase orders created over two years before it, a transaction
-    and an unpaid payment for each purchase order and for sales orders 1..`sales_orders`),
-    then `updates` batches 30 minutes apart that pay some payments and change some orders'
-    quantities, then a payment snapshot missing a few payments (deletions)."""
+    """The files (`baseline` and `updates` of the manifest): a baseline at `start` (purchase
+    orders created over the two years before it, a transaction and an unpaid payment for each
+    purchase order and for sales orders 1..`sales_orders`), then `updates` batches 30 minutes
+    apart that pay some payments and change some orders' quantities, then a payment snapshot
+    missing a few unpaid payments (deletions)."""
     rng = random.Random(seed)
     manifest = StarManifest(purchase_orders=purchase_orders)
     orders: dict[int, dict[str, Any]] = {}
@@ -231,9 +239,8 @@ def write_star_files(
     manifest.payments = len(payments)
 
     def put(kind: str, table: str, at: datetime, rows: list[dict[str, Any]], later: bool) -> None:
-        key = _key(kind, table, at)
-        storage.write(key, encode(table, rows))
-        (manifest.updates if later else manifest.baseline).append(key)
+        file = (_key(kind, table, at), encode(table, rows))
+        (manifest.updates if later else manifest.baseline).append(file)
 
     put("baseline", "payment_type", start, payment_types(), False)
     put("baseline", "transaction", start, transactions, False)
@@ -268,6 +275,7 @@ __all__ = [
     "payment",
     "payment_types",
     "purchase_order",
+    "star_files",
     "transaction",
     "write_star_files",
 ]
