@@ -84,20 +84,20 @@ CURRENT_COLUMNS: dict[str, list[str]] = {
 }
 
 
-def _measures(spec: FactSpec) -> list[str]:
-    """A fact nobody chose columns for: its star columns but the record id and the split
-    timestamps."""
+def measures(spec: FactSpec) -> list[str]:
+    """What a fact's versions say: its star columns but the record id, the id and the split
+    timestamps (the columns of a fact nobody chose them for)."""
     skip = {spec.record_id, spec.id_column, *TIMESTAMP_PARTS}
     return [c for c in spec.star_columns if c not in skip]
 
 
 def history_columns(spec: FactSpec) -> list[str]:
-    default = [spec.record_id, "change_type", "last_updated", *_measures(spec), "source_file"]
+    default = [spec.record_id, "change_type", "last_updated", *measures(spec), "source_file"]
     return HISTORY_COLUMNS.get(spec.name, default)
 
 
 def current_columns(spec: FactSpec) -> list[str]:
-    default = [spec.record_id, spec.id_column, *_measures(spec)]
+    default = [spec.record_id, spec.id_column, *measures(spec)]
     return CURRENT_COLUMNS.get(spec.name, default)
 
 

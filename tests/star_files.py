@@ -93,8 +93,9 @@ def payment_types(at: datetime = CREATED) -> list[dict[str, Any]]:
     ]
 
 
-def load_demo_stars(tree: IngestionTree) -> dict[str, str]:
-    """Beside tests/api/conftest.py's sales demo (same times, same dimensions):
+def load_demo_stars(root: IngestionTree | Storage) -> dict[str, str]:
+    """Into an ingestion root (a local tree or any Storage, e.g. S3), beside
+    tests/api/conftest.py's sales demo (same times, same dimensions):
 
     - purchase orders 1-3 in a baseline; order 1 updated (quantity 150); order 3 deleted
       (absent from a second baseline snapshot);
@@ -102,6 +103,13 @@ def load_demo_stars(tree: IngestionTree) -> dict[str, str]:
     - payments 1-3 created unpaid; payment 1 paid an hour later, payment 2 two hours later
       (PostgreSQL's text form `"t"`); payment 3 (of the sale) is deleted by the snapshot.
     """
+    storage = root.storage if isinstance(root, IngestionTree) else root
+
+    def put(kind: str, table: str, at: datetime, rows: list[dict[str, Any]]) -> str:
+        key = _key(kind, table, at)
+        storage.write(key, encode(table, rows))
+        return key
+
     created = T0 - H
     orders = [purchase_order(i, created) for i in (1, 2, 3)]
     payments = [
@@ -112,8 +120,8 @@ def load_demo_stars(tree: IngestionTree) -> dict[str, str]:
     paid_1 = payment(1, T0 + H, created=created, paid=True)
     paid_2 = {**payments[1], "last_updated": ts(T0 + 2 * H), "paid": "t"}
     return {
-        "payment_type": tree.put("baseline", "payment_type", T0, payment_types()),
-        "transaction": tree.put(
+        "payment_type": put("baseline", "payment_type", T0, payment_types()),
+        "transaction": put(
             "baseline",
             "transaction",
             T0,
@@ -123,23 +131,23 @@ def load_demo_stars(tree: IngestionTree) -> dict[str, str]:
                 transaction(3, created, sales_order_id=1),
             ],
         ),
-        "purchase_baseline": tree.put("baseline", "purchase_order", T0, orders),
-        "purchase_update": tree.put(
+        "purchase_baseline": put("baseline", "purchase_order", T0, orders),
+        "purchase_update": put(
             "updated",
             "purchase_order",
             T0 + H,
             [purchase_order(1, T0 + H, created=created, item_quantity=150)],
         ),
-        "purchase_snapshot": tree.put(
+        "purchase_snapshot": put(
             "baseline",
             "purchase_order",
             T0 + 3 * H,
             [purchase_order(1, T0 + H, created=created, item_quantity=150), orders[1]],
         ),
-        "payment_baseline": tree.put("baseline", "payment", T0, payments),
-        "payment_paid_1": tree.put("updated", "payment", T0 + H, [paid_1]),
-        "payment_paid_2": tree.put("updated", "payment", T0 + 2 * H, [paid_2]),
-        "payment_snapshot": tree.put(
+        "payment_baseline": put("baseline", "payment", T0, payments),
+        "payment_paid_1": put("updated", "payment", T0 + H, [paid_1]),
+        "payment_paid_2": put("updated", "payment", T0 + 2 * H, [paid_2]),
+        "payment_snapshot": put(
             "baseline", "payment", T0 + 3 * H, [paid_1, {**paid_2, "paid": True}]
         ),
     }
