@@ -12,12 +12,12 @@ from service.api import console, errors
 from service.api.auth import authenticate
 from service.api.limits import MAX_BODY_BYTES, BodyTooLarge
 from service.api.routes import (
+    facts,
     files,
     health,
     maintenance,
     reprocess,
     runs,
-    sales_orders,
     tables,
 )
 from service.api.throttle import Throttle
@@ -25,8 +25,8 @@ from service.settings import Settings
 
 DESCRIPTION = """
 Control plane of the Totesys transform stage: start and inspect runs, see every ingestion file's
-outcome, reprocess files, run table maintenance, and read the star schema's tables and sales
-history (with Delta time travel).
+outcome, reprocess files, run table maintenance, and read the star schema's tables and the
+history of every sale, purchase order and payment (with Delta time travel).
 
 **Authentication** (every endpoint but `/health`, including `/docs`, `/redoc` and
 `/openapi.json`): a bearer token (`Authorization: Bearer …`, `TOTESYS_API_TOKEN`), or API
@@ -57,8 +57,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or Settings()
     app.state.throttle = Throttle()  # failed token attempts per client address
-    for module in (health, runs, files, reprocess, maintenance, tables, sales_orders):
+    for module in (health, runs, files, reprocess, maintenance, tables):
         app.include_router(module.router)
+    for fact_router in facts.ROUTERS:  # a fact's history and state, per declared fact
+        app.include_router(fact_router)
     console.install(app)  # the operator console's pages under /console (not in OpenAPI)
     errors.install(app)
     app.add_middleware(BodyTooLarge, limit=MAX_BODY_BYTES)

@@ -7,8 +7,7 @@ published `date-time` format requires.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -186,37 +185,5 @@ class RowPage(BaseModel):
     rows: list[dict[str, Any]]
 
 
-class SaleVersion(BaseModel):
-    """One version of a sale in fact_sales_order (a row; `delete` marks the deletion)."""
-
-    sales_record_id: int
-    sales_order_id: int
-    created_date: date | None
-    created_time: str | None
-    last_updated_date: date | None
-    last_updated_time: str | None
-    sales_staff_id: int | None
-    counterparty_id: int | None
-    units_sold: int | None
-    unit_price: Decimal | None
-    currency_id: int | None
-    design_id: int | None
-    agreed_payment_date: date | None
-    agreed_delivery_date: date | None
-    agreed_delivery_location_id: int | None
-    last_updated: UtcDatetime
-    change_type: Literal["insert", "update", "delete"]
-    source_file: str | None
-    run_id: str | None
-
-
-class SaleHistory(BaseModel):
-    sales_order_id: int
-    versions: list[SaleVersion] = Field(description="Oldest first, deletion included")
-
-
-class SaleState(BaseModel):
-    sales_order_id: int
-    as_of: UtcDatetime | None
-    state: Literal["current"] = "current"
-    sale: SaleVersion
+# A fact's versions, histories and states: service/api/fact_models.py (made from each
+# declaration).

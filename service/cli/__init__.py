@@ -4,7 +4,7 @@ One module per group of commands, each adding its commands to the one Typer `app
 (service/cli/common.py, with what they share: options, one-line errors, output):
 
 - runs.py: `generate`, `run`, `maintain`;
-- sales.py: `history`, `current` (the fact table's reads) and `tables`;
+- facts.py: `history`, `current` (any declared fact's reads, `--fact`) and `tables`;
 - sql.py: `sql`;
 - serve.py: `serve`.
 
@@ -13,10 +13,10 @@ One module per group of commands, each adding its commands to the one Typer `app
 
 from __future__ import annotations
 
-from service.cli import runs, sales, serve, sql
+from service.cli import facts, runs, serve, sql
 from service.cli.common import app, entrypoint
 from service.cli.serve import is_loopback_host
 
-COMMAND_MODULES = (runs, sales, serve, sql)  # imported for the commands they add to `app`
+COMMAND_MODULES = (facts, runs, serve, sql)  # imported for the commands they add to `app`
 
 __all__ = ["app", "entrypoint", "is_loopback_host"]

@@ -62,7 +62,7 @@ def sql(
         datetime | None,
         typer.Option(
             "--as-of-business",
-            help="Business time (naive UTC) of the view fact_sales_order_as_of",
+            help="Business time (naive UTC) of the views fact_*_as_of (fact_payment_as_of, …)",
         ),
     ] = None,
     limit: Annotated[int, typer.Option(help="Rows to print (the table view)")] = 100,
@@ -78,8 +78,8 @@ def sql(
         typer.Option("--timeout", help="Stop the query after this many seconds (one error line)"),
     ] = DEFAULT_TIMEOUT,
 ) -> None:
-    """Read-only SQL over the star tables (fact_sales_order, dim_*), the views
-    fact_sales_order_current and fact_sales_order_as_of, at a Delta version or time."""
+    """Read-only SQL over the star tables (fact_*, dim_*), the views fact_*_current and
+    fact_*_as_of (e.g. fact_payment_current), at a Delta version or time."""
     from service.sql import engine
     from service.sql.bounded import QueryTimeout, run_bounded
 
@@ -177,8 +177,8 @@ def _print_rows(rows: pl.DataFrame, as_json: bool, limit: int) -> None:
 def print_sql_catalog(as_json: bool) -> None:
     """What `totesys sql` can query: tables with their columns, views, named queries."""
     from service.lake import TABLE_SCHEMAS
-    from service.sql.engine import VIEWS
     from service.sql.named import named_queries
+    from service.sql.views import VIEWS
 
     tables = {n: {c: str(t) for c, t in cols.items()} for n, cols in TABLE_SCHEMAS.items()}
     named = {
@@ -194,7 +194,7 @@ def print_sql_catalog(as_json: bool) -> None:
     for name, columns in tables.items():
         listing.add_row(name, ", ".join(columns))
     for name, meaning in VIEWS.items():
-        listing.add_row(name, f"(view) {meaning}; columns of fact_sales_order")
+        listing.add_row(name, f"(view) {meaning}")
     out.print(listing)
     queries_table = Table(title="named queries (--named NAME --param VALUE ...)")
     for column in ("name", "question", "parameters"):

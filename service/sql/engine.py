@@ -1,12 +1,10 @@
 """Run a read-only SQL query over the star tables: Polars SQL over lazy Delta scans.
 
 Only the tables a query names are opened. Every table can be read at a Delta version or as of a
-commit time (time travel), and two views answer the fact table's usual questions with the same
-definitions as `totesys current` (transforms/fact_sales_order.py):
-
-- `fact_sales_order_current`: each sale's latest version, unless it is a deletion;
-- `fact_sales_order_as_of`: each sale as it stood at a business time (`as_of_business`), i.e.
-  its latest version with `last_updated` at or before it, unless that is a deletion.
+commit time (time travel), and two views per fact answer its usual questions with the same
+definitions as `totesys current` (service/sql/views.py: fact_sales_order_current,
+fact_payment_as_of, …). A declared table no run has written yet reads as empty, with its
+columns; a root with no tables at all is an error (a wrong --processed, most likely).
 """
 
 from __future__ import annotations
@@ -20,13 +18,10 @@ from polars.exceptions import PanicException
 
 from service import queries
 from service.lake import TABLE_PATHS, TABLE_SCHEMAS, Lake
+from service.sql import views as fact_views
 from service.sql.guard import UnsafeQuery, check_plan, check_query, inside
-from transforms import fact_sales_order as fact
+from service.sql.views import VIEWS
 
-VIEWS: dict[str, str] = {
-    "fact_sales_order_current": "each sale's latest version, unless it is a deletion",
-    "fact_sales_order_as_of": "each sale as of the business time given by --as-of-business",
-}
 RELATIONS = [*TABLE_PATHS, *VIEWS]
 
 
@@ -60,7 +55,9 @@ def _first_line(exc: BaseException) -> str:
 def _table(lake: Lake, name: str, travel: TimeTravel) -> pl.LazyFrame:
     latest = lake.table(name)
     if latest is None:
-        raise SqlError(f"{name} has not been written yet under {lake.storage.uri}")
+        if not any(lake.exists(other) for other in TABLE_PATHS):
+            raise SqlError(f"{name} has not been written yet under {lake.storage.uri}")
+        return pl.LazyFrame(schema=TABLE_SCHEMAS[name])  # declared, no rows yet
     version = travel.version
     if travel.as_of is not None:
         try:
@@ -94,15 +91,13 @@ def prepare(
     except UnsafeQuery as exc:
         raise SqlError(f"refused: {exc}") from None
     views = names & set(VIEWS)
-    if "fact_sales_order_as_of" in views and as_of_business is None:
-        raise SqlError("fact_sales_order_as_of needs --as-of-business TIMESTAMP (business time)")
-    wanted = (names & set(TABLE_PATHS)) | ({"fact_sales_order"} if views else set())
+    lacking = fact_views.lacking_business_time(views, as_of_business)
+    if lacking:
+        raise SqlError(lacking)
+    wanted = (names & set(TABLE_PATHS)) | fact_views.facts_behind(views)
     frames = {name: _table(lake, name, travel) for name in sorted(wanted)}
-    if "fact_sales_order_current" in views:
-        frames["fact_sales_order_current"] = fact.current_state(frames["fact_sales_order"])
-    if as_of_business is not None and "fact_sales_order_as_of" in views:
-        moment = _naive_utc(as_of_business)
-        frames["fact_sales_order_as_of"] = fact.state_as_of(frames["fact_sales_order"], moment)
+    moment = None if as_of_business is None else _naive_utc(as_of_business)
+    frames.update(fact_views.view_frames(views, frames, moment))
     context = pl.SQLContext(frames)
     try:
         query = context.execute(sql)

@@ -27,6 +27,10 @@ PROTECTED = [
     ("get", "/tables/fact_sales_order/rows"),
     ("get", "/sales-orders/1"),
     ("get", "/sales-orders/1/history"),
+    ("get", "/purchase-orders/1"),
+    ("get", "/purchase-orders/1/history"),
+    ("get", "/payments/1"),
+    ("get", "/payments/1/history"),
 ]
 
 
@@ -37,6 +41,10 @@ def test_every_route_but_health_is_listed_here(client: TestClient) -> None:
         "/runs/x": "/runs/{run_id}",
         "/sales-orders/1": "/sales-orders/{sales_order_id}",
         "/sales-orders/1/history": "/sales-orders/{sales_order_id}/history",
+        "/purchase-orders/1": "/purchase-orders/{purchase_order_id}",
+        "/purchase-orders/1/history": "/purchase-orders/{purchase_order_id}/history",
+        "/payments/1": "/payments/{payment_id}",
+        "/payments/1/history": "/payments/{payment_id}/history",
         "/tables/fact_sales_order/versions": "/tables/{name}/versions",
         "/tables/fact_sales_order/rows": "/tables/{name}/rows",
     }

@@ -6,9 +6,10 @@ type, headers and body conform to what the document declares, valid input is acc
 invalid input refused. Runs are derandomized (the same examples every time) and bounded
 (`MAX_EXAMPLES` per operation), so the suite stays deterministic and well under a minute.
 
-The lake holds the demo data (tests/api/conftest.py) so reads find real rows and versions; jobs
-are recorded, not executed (generated maintenance requests must not vacuum the lake under the
-other examples, and each run would take seconds).
+The lake holds the demo data (tests/api/conftest.py's sales, tests/star_files.py's purchase
+orders and payments) so reads find real rows and versions; jobs are recorded, not executed
+(generated maintenance requests must not vacuum the lake under the other examples, and each run
+would take seconds).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from service.pipeline import Pipeline
 from service.settings import Settings
 from tests.api.conftest import AUTH, TOKEN, load_demo
 from tests.conftest import IngestionTree
+from tests.star_files import load_demo_stars
 
 COMMITTED = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
 MAX_EXAMPLES = 10
@@ -46,6 +48,7 @@ pytestmark = pytest.mark.xdist_group("schemathesis")
 def _loaded_root(root: Path) -> Settings:
     tree = IngestionTree(root / "ingestion")
     load_demo(tree)
+    load_demo_stars(tree)  # purchase orders and payments: their routes find rows too
     base = Settings(ingestion_uri=str(root / "ingestion"), processed_uri=str(root / "processed"))
     summary = Pipeline.from_settings(base).run(trigger="test")
     assert summary.status == "succeeded", summary.error

@@ -30,6 +30,7 @@ from tests.api.conftest import (  # noqa: F401
 )
 from tests.api.test_serve import free_port
 from tests.conftest import T0, IngestionTree, order
+from tests.star_files import load_demo_stars
 
 ROOT = Path(__file__).resolve().parents[2]
 H = timedelta(hours=1)
@@ -50,6 +51,7 @@ class ConsoleData:
 def build_console_data(root: Path) -> ConsoleData:
     tree = IngestionTree(root / "ingestion")
     load_demo(tree)
+    load_demo_stars(tree)  # purchase orders and payments: every star table is written
     roots = Settings(ingestion_uri=str(tree.root), processed_uri=str(root / "processed"))
     first = Pipeline.from_settings(roots).run(trigger="test")
     assert first.status == "succeeded", first.error

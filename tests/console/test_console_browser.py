@@ -23,7 +23,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.console.conftest import TOKEN, ConsoleData
 
@@ -213,6 +213,46 @@ def test_pages_show_the_run_and_the_buttons_start_runs(
     assert browser.find_element(By.ID, "pending-count").text.startswith("0 pending files")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#run-chart rect.bar")) == 4
     visit(browser, f"{base}/console", "overview-after-runs")
+
+
+def test_purchase_order_and_payment_pages(
+    browser: WebDriver, serve: Callable[[str | None], str], console_data: ConsoleData
+) -> None:
+    """A payment found through the header's lookup form, its timeline and its state then; a
+    purchase order reached by a link from dim_transaction's rows."""
+    base = serve(None)
+    visit(browser, f"{base}/console")
+    tables = browser.find_element(By.ID, "tables").text
+    for name in ("fact_purchase_order", "fact_payment", "dim_transaction", "dim_payment_type"):
+        assert name in tables
+    assert "not written yet" not in tables
+
+    Select(browser.find_element(By.CSS_SELECTOR, "#find select")).select_by_value("payments")
+    browser.find_element(By.CSS_SELECTOR, "#find input[name=id]").send_keys("2")
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "#find button"))
+    assert browser.current_url == f"{base}/console/payments/2"
+    assert not console_errors(browser)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Payment 2"
+    assert texts(browser, "#timeline span.change") == ["insert", "update"]
+    assert texts(browser, "#timeline td.changed") == ["True"]  # paid later
+    assert "Live: version" in browser.find_element(By.ID, "state").text
+    visit(browser, f"{base}/console/payments/2?as_of=2024-11-14T11:00:00", "payment")
+    state = browser.find_element(By.ID, "state").text
+    assert "paid\nFalse" in state or "paid False" in state, state
+    visit(browser, f"{base}/console/payments/3")
+    assert "Deleted at" in browser.find_element(By.ID, "state").text
+
+    visit(browser, f"{base}/console/tables/dim_transaction")
+    submit_link = browser.find_element(
+        By.CSS_SELECTOR, '#rows a[href="/console/purchase-orders/1"]'
+    )
+    submit(browser, submit_link)
+    assert browser.current_url == f"{base}/console/purchase-orders/1"
+    assert not console_errors(browser)
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Purchase order 1"
+    changed = browser.find_elements(By.CSS_SELECTOR, "#timeline tbody tr:nth-child(2) td.changed")
+    assert [str(c.text) for c in changed] == ["150"]  # item_quantity
+    visit(browser, f"{base}/console/purchase-orders/1", "purchase-order")
 
 
 def test_token_server_refuses_the_console_until_login(

@@ -17,6 +17,8 @@ from service.ledger import Ledger
 from service.pipeline import Pipeline
 from service.settings import Settings
 from tests.api.conftest import TOKEN
+from tests.conftest import IngestionTree
+from tests.star_files import load_demo_stars
 
 PAGES = [
     "/console",
@@ -24,6 +26,12 @@ PAGES = [
     "/console/files?status=rejected",
     "/console/tables/fact_sales_order",
     "/console/sales-orders/1",
+]
+# Pages of the other stars (the `loaded` lake has none: they would be 404 there).
+STAR_PAGES = [
+    "/console/purchase-orders/1",
+    "/console/payments/1",
+    "/console/find?fact=payments&id=1",
 ]
 
 
@@ -51,7 +59,7 @@ def test_every_page_redirects_to_login_without_the_token(
     browser_like: TestClient, loaded: Pipeline
 ) -> None:
     run_id = loaded.ledger.runs()[0].run_id
-    for path in [*PAGES, f"/console/runs/{run_id}"]:
+    for path in [*PAGES, *STAR_PAGES, f"/console/runs/{run_id}"]:
         answer = browser_like.get(path)
         assert answer.status_code == 303, path
         assert answer.headers["location"].startswith("/console/login?next=%2Fconsole"), path
@@ -243,8 +251,93 @@ def test_a_failed_run_shows_its_error(client: TestClient, loaded: Pipeline) -> N
 def test_an_empty_lake_is_a_page_not_an_error(client: TestClient) -> None:
     overview = client.get("/console")
     assert overview.status_code == 200
-    assert overview.text.count("not written yet") == 7
+    assert overview.text.count("not written yet") == 11
     assert "No runs yet" in overview.text and "No finished runs yet" in overview.text
     table = client.get("/console/tables/dim_staff")
     assert table.status_code == 200 and "has not been written yet" in table.text
     assert client.get("/console/files").status_code == 200
+
+
+# -- the Purchases and Payments stars ---------------------------------------------------------
+@pytest.fixture
+def stars(tree: IngestionTree, loaded: Pipeline) -> Pipeline:
+    """The sales demo, then a run applying tests/star_files.py's purchase orders and payments."""
+    load_demo_stars(tree)
+    summary = loaded.run(trigger="test")
+    assert summary.status == "succeeded", summary.error
+    return loaded
+
+
+def _changes(html: str) -> list[str]:
+    return re.findall(r'<span class="change (\w+)">', html)
+
+
+def test_overview_shows_all_eleven_tables(client: TestClient, stars: Pipeline) -> None:
+    from service.lake import TABLE_PATHS
+
+    overview = client.get("/console").text
+    tables = overview[overview.index('id="tables"') :]
+    linked = re.findall(r'<a href="/console/tables/(\w+)">', tables)
+    assert linked == list(TABLE_PATHS) and len(linked) == 11
+    assert "not written yet" not in tables
+    tabs = client.get("/console/tables/dim_payment_type").text
+    for name in TABLE_PATHS:
+        assert f'href="/console/tables/{name}"' in tabs
+
+
+def test_purchase_order_timeline_and_state(client: TestClient, stars: Pipeline) -> None:
+    page = client.get("/console/purchase-orders/1")
+    assert page.status_code == 200
+    assert "<h1>Purchase order 1</h1>" in page.text
+    assert _changes(page.text) == ["insert", "update"]
+    assert '<td class="changed">150</td>' in page.text  # item_quantity 101 -> 150
+    assert "<th>item_unit_price</th>" in page.text and "<th>units_sold</th>" not in page.text
+    assert "Live: version <strong>4</strong>" in page.text  # purchase_record_id of the update
+    then = client.get("/console/purchase-orders/1", params={"as_of": "2024-11-14T10:00"}).text
+    assert "Live: version <strong>1</strong>" in then
+    assert re.search(r'<tr class="version insert as-of">', then)
+    deleted = client.get("/console/purchase-orders/3").text
+    assert _changes(deleted) == ["insert", "delete"] and "Deleted at 2024-11-14 13:00:00" in deleted
+    early = client.get("/console/purchase-orders/1", params={"as_of": "2020-01-01T00:00"}).text
+    assert "The purchase order did not exist yet" in early
+
+
+def test_payment_timeline_shows_it_paid_later(client: TestClient, stars: Pipeline) -> None:
+    page = client.get("/console/payments/2").text
+    assert "<h1>Payment 2</h1>" in page and _changes(page) == ["insert", "update"]
+    assert '<td class="changed">True</td>' in page  # paid: False -> True
+    assert "<dt>paid</dt><dd>True</dd>" in page
+    unpaid = client.get("/console/payments/2", params={"as_of": "2024-11-14T11:00:00"}).text
+    assert "<dt>paid</dt><dd>False</dd>" in unpaid
+    assert 'action="/console/payments/2"' in page  # the as-of form stays on this payment
+    assert '<option value="payments" selected>' in page  # the lookup form too
+    assert "company_ac_number" not in page and "52923196" not in page
+
+
+def test_fact_pages_refuse_what_they_cannot_show(client: TestClient, stars: Pipeline) -> None:
+    for path in STAR_PAGES:
+        assert client.get(path).status_code == 200, path
+    assert client.get("/console/payments/999").status_code == 404
+    assert "payment 999" in client.get("/console/payments/999").text
+    assert client.get("/console/purchase-orders/1?as_of=soon").status_code == 422
+    assert client.get("/console/payments/abc").status_code == 422
+    assert client.get(f"/console/payments/{2**31}").status_code == 422
+
+
+def test_links_lead_to_the_fact_pages(client: TestClient, stars: Pipeline) -> None:
+    payments = client.get("/console/tables/fact_payment").text
+    assert '<a href="/console/payments/1">1</a>' in payments
+    transactions = client.get("/console/tables/dim_transaction").text
+    assert '<a href="/console/purchase-orders/1">1</a>' in transactions
+    assert '<a href="/console/sales-orders/1">1</a>' in transactions
+    assert 'href="/console/sales-orders/None"' not in transactions  # a null order id: no link
+    header = client.get("/console").text
+    for route in ("sales-orders", "purchase-orders", "payments"):
+        assert f'<option value="{route}">' in header
+    found = client.get(
+        "/console/find", params={"fact": "payments", "id": 2}, follow_redirects=False
+    )
+    assert found.status_code == 303 and found.headers["location"] == "/console/payments/2"
+    sale = client.get("/console/sales-orders", params={"id": 1}, follow_redirects=False)
+    assert sale.headers["location"] == "/console/sales-orders/1"
+    assert client.get("/console/find", params={"fact": "refunds", "id": 1}).status_code == 404

@@ -52,7 +52,10 @@ def test_write_rewrites_a_stale_block(tmp_path: Path) -> None:
 def test_one_glue_delta_table_per_star_table(cfn: dict[str, Any]) -> None:
     tables = _of_type(cfn, "AWS::Glue::Table")
     by_name = {t["Properties"]["TableInput"]["Name"]: t["Properties"] for t in tables.values()}
-    assert set(by_name) == set(TABLE_PATHS)
+    assert set(by_name) == set(TABLE_PATHS) and len(by_name) == 11
+    assert {"fact_purchase_order", "fact_payment", "dim_transaction", "dim_payment_type"} <= set(
+        by_name
+    )
     (database,) = _of_type(cfn, "AWS::Glue::Database")
     for name, props in by_name.items():
         assert props["DatabaseName"] == {"Ref": database}
@@ -71,12 +74,15 @@ def test_glue_types_follow_the_stored_types() -> None:
     assert fact["sales_record_id"] == "bigint" and fact["sales_order_id"] == "int"
     assert fact["unit_price"] == "decimal(10,2)" and fact["last_updated"] == "timestamp"
     assert fact["created_date"] == "date" and fact["change_type"] == "string"
+    payment = {c: athena.glue_type(t) for c, t in TABLE_SCHEMAS["fact_payment"].items()}
+    assert payment["paid"] == "boolean" and payment["payment_amount"] == "decimal(10,2)"
+    assert payment["payment_record_id"] == "bigint" and "company_ac_number" not in payment
 
 
 def test_named_queries_are_the_sql_files(cfn: dict[str, Any]) -> None:
     resources = _of_type(cfn, "AWS::Athena::NamedQuery")
     files = {p.read_text(encoding="utf-8") for p in NAMED_DIR.glob("*.sql")}
-    assert len(files) == len(named_queries()) == len(resources) == 5
+    assert len(files) == len(named_queries()) == len(resources) == 9
     assert {r["Properties"]["QueryString"] for r in resources.values()} == files
     (database,) = _of_type(cfn, "AWS::Glue::Database")
     (workgroup,) = _of_type(cfn, "AWS::Athena::WorkGroup")

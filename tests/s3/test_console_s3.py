@@ -13,6 +13,7 @@ from service.api import background
 from service.api.app import create_app
 from tests.conftest import T0, dimension_records, encode, order
 from tests.s3.conftest import S3Env
+from tests.star_files import load_demo_stars
 
 pytestmark = pytest.mark.xdist_group("moto")
 
@@ -35,6 +36,7 @@ def test_console_pages_and_buttons_on_s3_roots(moto_s3: S3Env) -> None:
         key("updated", "sales_order", 1),
         encode("sales_order", [order(1, T0 + H, created=T0, units_sold=9)]),
     )
+    load_demo_stars(pipeline.ingestion)  # purchase orders and payments too
     broken = key("updated", "sales_order", 2)
     pipeline.ingestion.write(broken, b"[{")
     summary = pipeline.run(trigger="test")
@@ -56,6 +58,8 @@ def test_console_pages_and_buttons_on_s3_roots(moto_s3: S3Env) -> None:
 
         sale = http.get("/console/sales-orders/1").text
         assert re.findall(r'class="change (\w+)"', sale) == ["insert", "update"]
+        payment = http.get("/console/payments/2").text
+        assert re.findall(r'class="change (\w+)"', payment) == ["insert", "update"]
         table = http.get("/console/tables/fact_sales_order", params={"version": 0}).text
         assert '<span id="shown-version">0</span>' in table
 

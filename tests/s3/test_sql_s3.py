@@ -17,14 +17,17 @@ from service.lake import Lake
 from service.sql import engine
 from service.sql.named import bind, named_queries
 from service.storage import open_storage
+from service.synthetic import DEFAULT_START
 from tests.s3.conftest import S3Env
 from tests.s3.test_pipeline_s3 import local_pipeline, synthetic_files, upload
+from tests.star_files import star_files
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_named_queries_on_s3_match_a_local_root(moto_s3: S3Env, tmp_path: Path) -> None:
-    files = synthetic_files(orders=300, updates=2, seed=5)
+    stars = star_files(start=DEFAULT_START, purchase_orders=60, sales_orders=20, updates=2)
+    files = [*synthetic_files(orders=300, updates=2, seed=5), *stars.baseline, *stars.updates]
     remote, local = moto_s3.pipeline(), local_pipeline(tmp_path)
     upload(remote.ingestion, files)  # type: ignore[arg-type]
     upload(local.ingestion, files)  # type: ignore[arg-type]
@@ -35,6 +38,8 @@ def test_named_queries_on_s3_match_a_local_root(moto_s3: S3Env, tmp_path: Path) 
         "sale_history": ["1"],
         "sales_as_of": ["2024-11-14T10:30:00"],
         "top_counterparties": ["GBP"],
+        "payment_history": [str(stars.paid_later[0])],
+        "purchase_order_history": [str(stars.updated_orders[0])],
     }
     for name, query in named_queries().items():
         sql = bind(query, params.get(name, []))

@@ -1,4 +1,5 @@
-"""`totesys sql` and the named queries, over a warehouse built from synthetic ingestion files.
+"""`totesys sql` and the named queries, over a warehouse built from synthetic ingestion files
+(service/synthetic.py's sales, tests/star_files.py's purchase orders and payments).
 
 The named queries (service/sql/named/*.sql, also the Athena named queries) run through the real
 `totesys sql` process; their rows must equal the answers computed here with plain Polars frame
@@ -23,15 +24,22 @@ from deltalake import DeltaTable
 from polars.testing import assert_frame_equal
 
 from service import queries
-from service.lake import TABLE_PATHS, Lake
+from service.lake import TABLE_PATHS, TABLE_SCHEMAS, Lake
 from service.pipeline import Pipeline
 from service.settings import Settings
 from service.sql import engine
 from service.sql.guard import UnsafeQuery, check_plan, check_query, tokens
 from service.sql.named import bind, named_queries
+from service.sql.views import VIEW_SPECS
 from service.storage import LocalStorage, open_storage
 from service.synthetic import DEFAULT_START, SyntheticManifest, iter_ingestion_files
+from tests.api.conftest import load_demo
+from tests.conftest import IngestionTree
 from tests.service.test_cli import ROOT, totesys
+from tests.star_files import StarManifest, star_files
+from transforms.fact_payment import PAYMENT
+from transforms.fact_purchase_order import PURCHASE
+from transforms.facts import FACTS
 
 # Each run of the same module shares the warehouse: tests only read it.
 pytestmark = pytest.mark.xdist_group("sql-warehouse")
@@ -42,6 +50,7 @@ class Warehouse:
     processed: Path
     lake: Lake
     manifest: SyntheticManifest
+    stars: StarManifest
     first_run_versions: dict[str, int]  # each table's version after the baseline run
 
 
@@ -56,15 +65,16 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
     pipeline = Pipeline.from_settings(
         Settings(ingestion_uri=str(ingestion), processed_uri=str(processed))
     )
+    stars = star_files(start=DEFAULT_START, seed=11)
     first_update = next(i for i, (key, _) in enumerate(files) if key.startswith("updated/"))
-    for key, content in files[:first_update]:
+    for key, content in [*files[:first_update], *stars.baseline]:
         storage.write(key, content)
     pipeline.run(trigger="test")
     first = {i.name: i.version for i in queries.table_infos(pipeline.lake)}
-    for key, content in files[first_update:]:
+    for key, content in [*files[first_update:], *stars.updates]:
         storage.write(key, content)
     pipeline.run(trigger="test")
-    return Warehouse(processed, Lake(open_storage(str(processed))), manifest, first)
+    return Warehouse(processed, Lake(open_storage(str(processed))), manifest, stars, first)
 
 
 def _fact(w: Warehouse) -> pl.DataFrame:
@@ -79,20 +89,26 @@ def _table(w: Warehouse, name: str) -> pl.DataFrame:
     return frame
 
 
-def _live(w: Warehouse) -> pl.DataFrame:
+def _live(
+    w: Warehouse, table: str = "fact_sales_order", ident: str = "sales_order_id"
+) -> pl.DataFrame:
     """The current state, computed here with frame code (not the project's definition)."""
-    fact = _fact(w)
-    latest = fact.group_by("sales_order_id").agg(pl.col("last_updated").max())
+    fact = _table(w, table)
+    latest = fact.group_by(ident).agg(pl.col("last_updated").max())
     return (
-        fact.join(latest, on=["sales_order_id", "last_updated"])
+        fact.join(latest, on=[ident, "last_updated"])
         .filter(pl.col("change_type") != "delete")
-        .sort("sales_order_id")
+        .sort(ident)
     )
 
 
+def _busiest(w: Warehouse, table: str, ident: str) -> int:
+    counts = _table(w, table).group_by(ident).len()
+    return int(counts.sort(["len", ident], descending=[True, False])[0, 0])
+
+
 def _busiest_order(w: Warehouse) -> int:
-    counts = _fact(w).group_by("sales_order_id").len()
-    return int(counts.sort(["len", "sales_order_id"], descending=[True, False])[0, 0])
+    return _busiest(w, "fact_sales_order", "sales_order_id")
 
 
 def _mid_time() -> datetime:
@@ -151,6 +167,59 @@ def _expected(w: Warehouse, name: str) -> tuple[list[str], pl.DataFrame]:
             .head(10)
         )
         return [code], answer
+    return _expected_of_the_other_stars(w, name)
+
+
+def _expected_of_the_other_stars(w: Warehouse, name: str) -> tuple[list[str], pl.DataFrame]:
+    """The named queries over the Purchases and Payments stars, by Polars frame code."""
+    currencies = _table(w, "dim_currency").select("currency_id", "currency_code")
+    if name in {"payment_history", "purchase_order_history"}:
+        table, ident, record = {
+            "payment_history": ("fact_payment", "payment_id", "payment_record_id"),
+            "purchase_order_history": (
+                "fact_purchase_order",
+                "purchase_order_id",
+                "purchase_record_id",
+            ),
+        }[name]
+        busiest = _busiest(w, table, ident)
+        history = _table(w, table).filter(pl.col(ident) == busiest)
+        return [str(busiest)], history.sort(["last_updated", record])
+    if name == "unpaid_payments":
+        parties = _table(w, "dim_counterparty").select("counterparty_id", "counterparty_legal_name")
+        answer = (
+            _live(w, "fact_payment", "payment_id")
+            .filter(~pl.col("paid"))
+            .join(parties, on="counterparty_id")
+            .join(currencies, on="currency_id")
+            .group_by("counterparty_id", "counterparty_legal_name", "currency_code")
+            .agg(
+                pl.len().cast(pl.Int64).alias("payments"),
+                pl.col("payment_amount").sum().alias("amount_unpaid"),
+                pl.col("payment_date").min().alias("earliest_payment_date"),
+            )
+            .sort("counterparty_id", "currency_code")
+        )
+        return [], answer
+    if name == "purchase_spend_by_month_currency":
+        live = _live(w, "fact_purchase_order", "purchase_order_id")
+        answer = (
+            live.with_columns(
+                pl.col("created_date").dt.year().cast(pl.Int32).alias("created_year"),
+                pl.col("created_date").dt.month().cast(pl.Int32).alias("created_month"),
+            )
+            .join(currencies, on="currency_id")
+            .group_by("created_year", "created_month", "currency_code")
+            .agg(
+                pl.len().cast(pl.Int64).alias("purchase_orders"),
+                pl.col("item_quantity").cast(pl.Int64).sum().alias("items"),
+                (pl.col("item_quantity").cast(pl.Int64) * pl.col("item_unit_price"))
+                .sum()
+                .alias("spend"),
+            )
+            .sort("created_year", "created_month", "currency_code")
+        )
+        return [], answer
     raise AssertionError(f"no expected answer for the named query {name}: add one")
 
 
@@ -158,7 +227,7 @@ def _read_csv(text: str, like: pl.DataFrame) -> pl.DataFrame:
     return pl.read_csv(io.StringIO(text), schema=like.schema)
 
 
-def test_the_named_queries_are_the_five_the_analysts_need() -> None:
+def test_the_named_queries_are_the_nine_the_analysts_need() -> None:
     queries_ = named_queries()
     assert set(queries_) == {
         "current_sales",
@@ -166,6 +235,10 @@ def test_the_named_queries_are_the_five_the_analysts_need() -> None:
         "sales_as_of",
         "revenue_by_month_currency",
         "top_counterparties",
+        "unpaid_payments",
+        "purchase_spend_by_month_currency",
+        "payment_history",
+        "purchase_order_history",
     }
     for query in queries_.values():
         assert query.title and query.description, query.name
@@ -208,6 +281,18 @@ def test_named_queries_agree_with_the_project_definitions(warehouse: Warehouse) 
         assert history.height >= 2
     deleted = warehouse.manifest.deleted_order_ids[0]
     assert deleted not in current["sales_order_id"].to_list()
+    # a payment paid later, a deleted payment, an updated purchase order
+    stars = warehouse.stars
+    for spec, name, ident in (
+        (PAYMENT, "payment_history", stars.paid_later[0]),
+        (PAYMENT, "payment_history", stars.deleted_payments[0]),
+        (PURCHASE, "purchase_order_history", stars.updated_orders[0]),
+    ):
+        history = engine.run(warehouse.lake, bind(named[name], [str(ident)]))
+        assert_frame_equal(history, queries.history(warehouse.lake, spec, ident))
+        assert history.height >= 2, (name, ident)
+    paid = engine.run(warehouse.lake, bind(named["payment_history"], [str(stars.paid_later[0])]))
+    assert paid["paid"].to_list()[-2:] == [False, True]
 
 
 def test_views_use_the_same_definitions(warehouse: Warehouse) -> None:
@@ -223,6 +308,51 @@ def test_views_use_the_same_definitions(warehouse: Warehouse) -> None:
     assert_frame_equal(as_of, queries.current_sales(lake, as_of=moment))
     with pytest.raises(engine.SqlError, match="--as-of-business"):
         engine.run(lake, "SELECT * FROM fact_sales_order_as_of")
+
+
+@pytest.mark.parametrize("name", ["fact_purchase_order", "fact_payment"])
+def test_the_other_facts_views_use_the_same_definitions(warehouse: Warehouse, name: str) -> None:
+    fact = FACTS[name]
+    lake, ident = warehouse.lake, fact.id_column
+    view = engine.run(lake, f"SELECT * FROM {fact.name}_current ORDER BY {ident}")
+    assert_frame_equal(view, queries.current(lake, fact))
+    assert_frame_equal(view, _live(warehouse, fact.name, ident))
+    moment = _mid_time()
+    as_of = engine.run(
+        lake, f"SELECT * FROM {fact.name}_as_of ORDER BY {ident}", as_of_business=moment
+    )
+    assert_frame_equal(as_of, queries.current(lake, fact, as_of=moment))
+    assert not as_of.equals(view), "updates after the business time must show"
+    with pytest.raises(engine.SqlError, match=f"{fact.name}_as_of needs --as-of-business"):
+        engine.run(lake, f"SELECT COUNT(*) AS n FROM {fact.name}_as_of")
+
+
+def test_a_table_no_run_has_written_reads_as_empty(tmp_path: Path) -> None:
+    """A warehouse that has had sales but no payments yet: the payment tables and views answer
+    with no rows and their declared columns; a root with no tables at all is an error."""
+    tree = IngestionTree(tmp_path / "ingestion")
+    load_demo(tree)
+    settings = Settings(ingestion_uri=str(tree.root), processed_uri=str(tmp_path / "processed"))
+    lake = Pipeline.from_settings(settings).lake
+    assert Pipeline.from_settings(settings).run(trigger="test").status == "succeeded"
+    assert lake.table("fact_payment") is None
+    for name, columns in (
+        ("fact_payment", list(PAYMENT.schema)),
+        ("fact_payment_current", list(PAYMENT.schema)),
+        ("dim_payment_type", list(TABLE_SCHEMAS["dim_payment_type"])),
+    ):
+        empty = engine.run(lake, f"SELECT * FROM {name}")
+        assert empty.height == 0 and empty.columns == columns, name
+    joined = engine.run(
+        lake,
+        "SELECT s.sales_order_id, p.payment_id FROM fact_sales_order AS s "
+        "LEFT JOIN dim_transaction AS t ON t.sales_order_id = s.sales_order_id "
+        "LEFT JOIN fact_payment AS p ON p.transaction_id = t.transaction_id",
+    )
+    assert joined.height > 0 and joined["payment_id"].null_count() == joined.height
+    nothing = Lake(LocalStorage(tmp_path / "nowhere"))
+    with pytest.raises(engine.SqlError, match="has not been written yet"):
+        engine.run(nothing, "SELECT * FROM fact_payment")
 
 
 def test_time_travel_reads_every_table_at_a_version_or_time(warehouse: Warehouse) -> None:
@@ -470,8 +600,11 @@ def test_list_names_what_can_be_queried(warehouse: Warehouse) -> None:
     assert set(catalog["views"]) == set(engine.VIEWS)
     assert set(catalog["named_queries"]) == set(named_queries())
     assert catalog["named_queries"]["sale_history"]["parameters"] == ["sales_order_id integer"]
+    assert set(catalog["tables"]) == set(TABLE_PATHS) and len(TABLE_PATHS) == 11
+    assert {"fact_purchase_order_current", "fact_payment_as_of"} <= set(catalog["views"])
     for name in [*catalog["tables"], *catalog["views"]]:
-        columns = catalog["tables"].get(name, catalog["tables"]["fact_sales_order"])
+        table = VIEW_SPECS[name].fact.name if name in VIEW_SPECS else name
+        columns = catalog["tables"][table]
         answer = engine.run(
             warehouse.lake, f"SELECT * FROM {name} LIMIT 1", as_of_business=_mid_time()
         )

@@ -9,21 +9,55 @@ from typing import Any
 import polars as pl
 
 from service import queries
+from service.fact_columns import measures
 from service.lake import TABLE_PATHS, Lake
 from service.ledger import Ledger, RunRecord
+from transforms.fact_payment import PAYMENT
+from transforms.fact_purchase_order import PURCHASE
+from transforms.fact_sales_order import SALES
+from transforms.fact_spec import FactSpec
 
-# A sale's columns in its timeline: what a version says, then where it came from.
-SALE_COLUMNS = [
-    "units_sold",
-    "unit_price",
-    "currency_id",
-    "design_id",
-    "sales_staff_id",
-    "counterparty_id",
-    "agreed_delivery_date",
-    "agreed_payment_date",
-    "agreed_delivery_location_id",
-]
+# A fact's columns in its timeline: what a version says (its lineage columns follow).
+TIMELINE_COLUMNS: dict[str, list[str]] = {
+    SALES.name: [
+        "units_sold",
+        "unit_price",
+        "currency_id",
+        "design_id",
+        "sales_staff_id",
+        "counterparty_id",
+        "agreed_delivery_date",
+        "agreed_payment_date",
+        "agreed_delivery_location_id",
+    ],
+    PURCHASE.name: [
+        "item_code",
+        "item_quantity",
+        "item_unit_price",
+        "currency_id",
+        "staff_id",
+        "counterparty_id",
+        "agreed_delivery_date",
+        "agreed_payment_date",
+        "agreed_delivery_location_id",
+    ],
+    PAYMENT.name: [
+        "paid",
+        "payment_amount",
+        "currency_id",
+        "payment_type_id",
+        "payment_date",
+        "transaction_id",
+        "counterparty_id",
+    ],
+}
+
+
+def timeline_columns(spec: FactSpec) -> list[str]:
+    """The columns of a fact's timeline (a fact nobody chose them for: all its measures)."""
+    return TIMELINE_COLUMNS.get(spec.name) or measures(spec)
+
+
 REJECTS_SHOWN = 500
 
 
@@ -51,29 +85,31 @@ def rejects_of(lake: Lake, files: list[str]) -> tuple[int, list[dict[str, Any]]]
 
 
 @dataclass
-class SaleVersionView:
+class VersionView:
     row: dict[str, Any]
     changed: set[str] = field(default_factory=set)
     is_state: bool = False
 
 
-def sale_timeline(history: pl.DataFrame, state_record: int | None) -> list[SaleVersionView]:
+def timeline(spec: FactSpec, history: pl.DataFrame, state_record: int | None) -> list[VersionView]:
     """Each version oldest first, with the columns that differ from the previous version (an
     insert changes nothing, a deletion repeats the last values); `is_state` marks the version
-    that is the sale's state at the chosen time."""
-    views: list[SaleVersionView] = []
+    that is the id's state at the chosen time."""
+    columns = timeline_columns(spec)
+    views: list[VersionView] = []
     previous: dict[str, Any] | None = None
     for row in history.iter_rows(named=True):
         changed: set[str] = set()
         if previous is not None and row["change_type"] != "delete":
-            changed = {c for c in SALE_COLUMNS if row.get(c) != previous.get(c)}
-        views.append(SaleVersionView(row, changed, row["sales_record_id"] == state_record))
+            changed = {c for c in columns if row.get(c) != previous.get(c)}
+        views.append(VersionView(row, changed, row[spec.record_id] == state_record))
         previous = row
     return views
 
 
 def table_overview(lake: Lake) -> list[dict[str, Any]]:
-    """The seven star tables, written or not, with version, rows and last commit."""
+    """Every star table (the eleven: facts first), written or not, with version, rows and
+    last commit."""
     infos = {info.name: info for info in queries.table_infos(lake)}
     return [
         {"name": name, "info": infos.get(name)}

@@ -13,6 +13,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from service.api.console import auth
+from service.lake import TABLE_PATHS
+from transforms.facts import FACTS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -70,6 +72,13 @@ environment = Environment(
 environment.filters["cell"] = cell
 environment.filters["seconds"] = seconds
 environment.filters["committed"] = committed
+# Every page's header and table pages: the star tables, and the fact pages an id links to.
+environment.globals["star_tables"] = list(TABLE_PATHS)
+environment.globals["fact_routes"] = {
+    spec.route: spec.label.capitalize() for spec in FACTS.values()
+}
+# an id column (in a fact, or in dim_transaction) -> the route of its fact's pages
+environment.globals["id_routes"] = {spec.id_column: spec.route for spec in FACTS.values()}
 
 
 def render(

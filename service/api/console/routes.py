@@ -257,46 +257,6 @@ def table_page(
     )
 
 
-@pages.get("/sales-orders", response_class=HTMLResponse)
-def find_sale(id: Annotated[int, Query(ge=1, le=2**31 - 1)]) -> Response:
-    return _redirect(f"/console/sales-orders/{id}")
-
-
-@pages.get("/sales-orders/{sales_order_id}", response_class=HTMLResponse)
-def sale_page(
-    request: Request,
-    sales_order_id: int,
-    lake: LakeDep,
-    as_of: Annotated[str | None, Query()] = None,
-) -> Response:
-    history = queries.sale_history(lake, sales_order_id)
-    if history.is_empty():
-        return render(request, "missing.html", {"what": f"sales order {sales_order_id}"}, 404)
-    error = None
-    try:
-        moment = data.parse_moment(as_of)
-    except data.BadInput as exc:
-        error, moment = str(exc), None
-    state = queries.sale_state(lake, sales_order_id, moment)
-    state_record = None
-    if state.row is not None and state.status == "current":
-        state_record = int(str(state.row["sales_record_id"]))
-    return render(
-        request,
-        "sale.html",
-        {
-            "sale_id": sales_order_id,
-            "timeline": data.sale_timeline(history, state_record),
-            "columns": data.SALE_COLUMNS,
-            "state": state,
-            "as_of": as_of or "",
-            "moment": moment,
-            "error": error,
-        },
-        422 if error else status.HTTP_200_OK,
-    )
-
-
 # -- buttons ----------------------------------------------------------------------------------
 @pages.post("/runs")
 def start_run(

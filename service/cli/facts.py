@@ -1,5 +1,6 @@
-"""`totesys history` and `totesys current`: a sale's versions, and every sale's current state
-(the fact-table reads of service/queries.py); and `totesys tables`."""
+"""`totesys history` and `totesys current`: one id's versions, and every id's current state, of
+any declared fact (`--fact`; sales orders by default) through service/queries.py; and
+`totesys tables`."""
 
 from __future__ import annotations
 
@@ -21,48 +22,52 @@ from service.cli.common import (
     print_frame,
     print_json,
 )
+from service.fact_columns import current_columns, fact_option, history_columns, plural
+from transforms.fact_spec import FactSpec
+
+FactOpt = Annotated[
+    str,
+    typer.Option(
+        "--fact",
+        help="The fact: sales_order, purchase_order or payment (or its table name, e.g. "
+        "fact_payment)",
+    ),
+]
+
+
+def _fact(value: str) -> FactSpec:
+    try:
+        return fact_option(value)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0]), param_hint="--fact") from None
 
 
 @app.command()
 def history(
-    sales_order_id: int,
+    ident: Annotated[int, typer.Argument(metavar="ID", help="The id (e.g. a sales_order_id)")],
+    fact: FactOpt = "sales_order",
     processed: ProcessedOpt = None,
     version: VersionOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Every version of one sale, deletion included."""
+    """Every version of one sale (or purchase order, payment: --fact), deletion included."""
+    spec = _fact(fact)
     lake = open_lake(processed)
     try:
-        rows = queries.sale_history(lake, sales_order_id, version)
+        rows = queries.history(lake, spec, ident, version)
     except queries.NoSuchVersion as exc:
         fail(str(exc))
     if as_json:
-        print_json({"sales_order_id": sales_order_id, "versions": rows.to_dicts()})
+        print_json({spec.id_column: ident, "versions": rows.to_dicts()})
         return
     if rows.is_empty():
-        fail(f"no sales order {sales_order_id}")
-    print_frame(rows.select(queries.HISTORY_VIEW_COLUMNS), f"sales order {sales_order_id}")
-
-
-# The columns a person reads in the current-state table (--json carries all of them).
-CURRENT_VIEW_COLUMNS = [
-    "sales_record_id",
-    "sales_order_id",
-    "created_date",
-    "created_time",
-    "last_updated_date",
-    "last_updated_time",
-    "sales_staff_id",
-    "counterparty_id",
-    "units_sold",
-    "unit_price",
-    "currency_id",
-    "design_id",
-]
+        fail(f"no {spec.label} {ident}")
+    print_frame(rows.select(history_columns(spec)), f"{spec.label} {ident}")
 
 
 @app.command()
 def current(
+    fact: FactOpt = "sales_order",
     processed: ProcessedOpt = None,
     as_of: Annotated[
         str | None,
@@ -74,17 +79,21 @@ def current(
     limit: Annotated[int, typer.Option(help="Rows to print (the table view)")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
-    """The current state of every sale (latest version unless deleted), or as of a time."""
+    """The current state of every sale (or purchase order, payment: --fact): its latest version
+    unless deleted, or as of a time."""
+    spec = _fact(fact)
     moment = parse_as_of(as_of)
     lake = open_lake(processed)
     try:
-        rows = queries.current_sales(lake, as_of=moment, version=version)
+        rows = queries.current(lake, spec, as_of=moment, version=version)
     except queries.NoSuchVersion as exc:
         fail(str(exc))
+    noun = plural(spec)
     if as_json:
-        print_json({"as_of": moment, "count": rows.height, "sales": rows.to_dicts()})
+        print_json({"as_of": moment, "count": rows.height, noun: rows.to_dicts()})
         return
-    print_frame(rows.head(limit).select(CURRENT_VIEW_COLUMNS), f"{rows.height:,} live sales")
+    title = f"{rows.height:,} live {noun.replace('_', ' ')}"
+    print_frame(rows.head(limit).select(current_columns(spec)), title)
 
 
 @app.command()
