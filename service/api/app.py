@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from fastapi import FastAPI
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
-
-from service.api import console, errors
-from service.api.auth import authenticate
+from service.api import console, docs, errors
 from service.api.limits import MAX_BODY_BYTES, BodyTooLarge
 from service.api.routes import (
     facts,
@@ -64,23 +59,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     console.install(app)  # the operator console's pages under /console (not in OpenAPI)
     errors.install(app)
     app.add_middleware(BodyTooLarge, limit=MAX_BODY_BYTES)
-    _add_docs(app)
+    docs.install(app)  # /openapi.json, /docs, /redoc (and under /console/ for a browser)
     return app
-
-
-def _add_docs(app: FastAPI) -> None:
-    authenticated = [Depends(authenticate)]
-    title = f"{app.title} API"
-
-    @app.get("/openapi.json", include_in_schema=False, dependencies=authenticated)
-    async def openapi_document(request: Request) -> JSONResponse:
-        document: dict[str, Any] = app.openapi()
-        return JSONResponse(document)
-
-    @app.get("/docs", include_in_schema=False, dependencies=authenticated)
-    async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=title)
-
-    @app.get("/redoc", include_in_schema=False, dependencies=authenticated)
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title=title)

@@ -341,3 +341,42 @@ def test_links_lead_to_the_fact_pages(client: TestClient, stars: Pipeline) -> No
     sale = client.get("/console/sales-orders", params={"id": 1}, follow_redirects=False)
     assert sale.headers["location"] == "/console/sales-orders/1"
     assert client.get("/console/find", params={"fact": "refunds", "id": 1}).status_code == 404
+
+
+# -- the API's docs in a browser -------------------------------------------------------------
+def test_docs_work_in_a_browser_through_the_console_login(
+    browser_like: TestClient, loaded: Pipeline
+) -> None:
+    """A browser cannot send the bearer header, so with a token set Swagger UI could not load
+    /openapi.json: a browser opening /docs is sent to the console's copy, behind its login, and
+    that copy loads the document with the login cookie."""
+    html = {"Accept": "text/html,application/xhtml+xml"}
+    for path, copy in (("/docs", "/console/docs"), ("/redoc", "/console/redoc")):
+        answer = browser_like.get(path, headers=html)
+        assert answer.status_code == 303 and answer.headers["location"] == copy
+        # not logged in yet: the copy asks for the login, and comes back to itself
+        to_login = browser_like.get(copy)
+        assert to_login.status_code == 303
+        assert to_login.headers["location"] == f"/console/login?next=%2Fconsole%2F{copy[9:]}"
+    assert browser_like.get("/console/openapi.json").status_code == 303
+    # a client that is not a browser keeps the plain 401 (and never a redirect)
+    assert browser_like.get("/docs").status_code == 401
+    assert browser_like.get("/openapi.json", headers=html).status_code == 401
+
+    log_in(browser_like)
+    page = browser_like.get("/console/docs")
+    assert page.status_code == 200 and "'/console/openapi.json'" in page.text
+    document = browser_like.get("/console/openapi.json")
+    assert document.status_code == 200
+    assert "/payments/{payment_id}/history" in document.json()["paths"]
+    assert document.json() == browser_like.get(
+        "/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}
+    ).json()
+    # the cookie still opens no API route: those take the header only
+    assert browser_like.get("/openapi.json").status_code == 401
+    assert browser_like.get("/runs").status_code == 401
+
+
+def test_a_forged_console_cookie_opens_no_docs(browser_like: TestClient, loaded: Pipeline) -> None:
+    browser_like.cookies.set("totesys_console_token", "1.forged.deadbeef", path="/console")
+    assert browser_like.get("/console/openapi.json").status_code == 303
