@@ -35,6 +35,9 @@ from transforms.fact_sales_order import SALES
 log = logging.getLogger("totesys.catalog")
 
 CATALOG_KEY = "_state/catalog.json"
+# A dimension with more members than this is not listed (dim_transaction grows with the orders):
+# its members are asked of the table, for the keys a batch references only.
+MEMBERS_LISTED_MAX = 20_000
 LEGACY_FACT = SALES.name  # the one fact of a catalog written before declarations
 
 
@@ -72,7 +75,7 @@ def _legacy_fact(raw: dict[str, Any]) -> dict[str, FactState]:
 @dataclass
 class Catalog:
     tables: dict[str, TableState] = field(default_factory=dict)
-    members: dict[str, list[int]] = field(default_factory=dict)
+    members: dict[str, list[int] | None] = field(default_factory=dict)  # None: too many to list
     calendar: tuple[str, str] | None = None  # ISO dates
     facts: dict[str, FactState] = field(default_factory=dict)
 
@@ -91,7 +94,9 @@ class Catalog:
             )
             return cls(
                 tables={k: TableState(**v) for k, v in raw.get("tables", {}).items()},
-                members={k: list(v) for k, v in raw.get("members", {}).items()},
+                members={
+                    k: None if v is None else list(v) for k, v in raw.get("members", {}).items()
+                },
                 calendar=tuple(raw["calendar"]) if raw.get("calendar") else None,
                 facts=facts,
             )
@@ -129,9 +134,14 @@ class Catalog:
         )
 
     def add_members(self, dimension: str, keys: pl.Series | list[int]) -> None:
+        if dimension in self.members and self.members[dimension] is None:
+            return  # not listed: the table is asked
         values = keys.to_list() if isinstance(keys, pl.Series) else keys
-        merged = set(self.members.get(dimension, [])) | {int(k) for k in values if k is not None}
-        self.members[dimension] = sorted(merged)
+        if len(values) > MEMBERS_LISTED_MAX:
+            self.members[dimension] = None
+            return
+        merged = set(self.members.get(dimension) or []) | {int(k) for k in values if k is not None}
+        self.members[dimension] = sorted(merged) if len(merged) <= MEMBERS_LISTED_MAX else None
 
     def calendar_range(self) -> tuple[date, date] | None:
         if self.calendar is None:

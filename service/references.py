@@ -40,7 +40,9 @@ def inferred_members(
         missing = catalog.missing_members(name, keys)
         if missing.is_empty():
             continue
-        existing = lake.read(name, columns=[key])
+        # only the keys in question: a large dimension is never read whole
+        wanted = pl.col(key).is_in(missing.implode())
+        existing = lake.read(name, columns=[key], where=wanted)
         if existing is not None:
             catalog.add_members(name, existing[key])
             missing = missing.filter(~missing.is_in(existing[key].implode()))

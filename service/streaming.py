@@ -150,8 +150,10 @@ class _Referenced:
             self.dates.setdefault(column, []).extend([values.min(), values.max()])
 
     def frame(self) -> pl.DataFrame:
-        """A frame holding every referenced key and the extreme dates (padded with nulls)."""
-        schema = self.spec.schema
+        """A frame holding every referenced key and the extreme dates (padded with nulls): the
+        columns service/references.py reads, not the whole fact."""
+        wanted = {*self.spec.references, *self.spec.dates}
+        schema = {c: t for c, t in self.spec.schema.items() if c in wanted}
         columns: dict[str, pl.Series] = dict(self.keys)
         for column, dates in self.dates.items():
             present = [d for d in dates if d is not None]
