@@ -33,6 +33,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from service.storage import Storage
 from transforms import schemas
+from transforms.dimension_history import HISTORIES, history_path, history_schema
 from transforms.dimensions import DIMENSIONS
 from transforms.facts import FACTS, FACTS_BY_SOURCE
 
@@ -42,6 +43,8 @@ TABLE_PATHS: dict[str, str] = {
     **{name: spec.path for name, spec in FACTS.items()},
     "dim_date": "dimension/date",
     **{name: spec.path for name, spec in DIMENSIONS.items()},
+    # type-2 history of every member dimension (transforms/dimension_history.py)
+    **{name: history_path(spec) for name, spec in HISTORIES.items()},
 }
 STATE_PATHS: dict[str, str] = {
     "ledger": "_state/ledger",
@@ -53,6 +56,12 @@ STATE_PATHS: dict[str, str] = {
         for t in schemas.SOURCE_TABLES
         if t not in FACTS_BY_SOURCE
     },
+    # every version of those rows, (key, last_updated) once: what the dimension history is from
+    **{
+        f"source_history_{t}": f"_state/source_history/{t}"
+        for t in schemas.SOURCE_TABLES
+        if t not in FACTS_BY_SOURCE
+    },
 }
 ALL_PATHS = {**TABLE_PATHS, **STATE_PATHS}
 
@@ -60,6 +69,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     **{name: spec.schema for name, spec in FACTS.items()},
     "dim_date": schemas.DIM_DATE,
     **{name: spec.schema for name, spec in DIMENSIONS.items()},
+    **{name: history_schema(spec) for name, spec in HISTORIES.items()},
 }
 
 

@@ -39,6 +39,7 @@ HISTORY_COLUMNS: dict[str, pl.DataType] = {
 HISTORY_ROOT = "dimension_history"
 
 Histories = dict[str, pl.DataFrame]  # source table -> every version of its rows
+SEEDED = "seeded"  # a source history row taken from the mirror of a root written before it
 
 
 def history_name(dimension: str) -> str:
@@ -116,7 +117,40 @@ def _moments(spec: DimensionSpec, histories: Histories, own: pl.DataFrame) -> pl
             .filter(pl.col("_at") >= pl.col("_first"))
             .select(key, "_at")
         )
-    return pl.concat(parts).unique().sort("_at").with_row_index("_pair")
+    pairs = pl.concat(parts).unique()
+    floors = _floors(spec, histories, own)
+    if floors is not None:
+        pairs = pairs.join(floors, on=key, how="left").filter(
+            pl.col("_floor").is_null() | (pl.col("_at") >= pl.col("_floor"))
+        )
+    return pairs.select(key, "_at").sort("_at").with_row_index("_pair")
+
+
+def _floors(spec: DimensionSpec, histories: Histories, own: pl.DataFrame) -> pl.DataFrame | None:
+    """Members of a root whose history began before this code: their source history was seeded
+    with the latest rows it held (`seeded`), earlier versions unknown. Such a member's history
+    starts at the state the root held, from when that state began: the latest `last_updated`
+    among its seeded row and the seeded rows it joined (before that, what it joined is unknown,
+    not missing)."""
+    if SEEDED not in own.columns or not own[SEEDED].any():
+        return None
+    key = SOURCE_TABLES[spec.sources[0]].key
+    floors = own.filter(pl.col(SEEDED)).select(
+        key, pl.col("last_updated").alias("_floor"), *spec.joins.values()
+    )
+    for table, column in spec.joins.items():
+        joined = histories[table]
+        if SEEDED not in joined.columns:
+            continue
+        seeds = joined.filter(pl.col(SEEDED)).select(
+            pl.col(SOURCE_TABLES[table].key).cast(own.schema[column]).alias(column),
+            pl.col("last_updated").alias("_joined"),
+        )
+        floors = floors.join(seeds, on=column, how="left").with_columns(
+            pl.max_horizontal("_floor", "_joined").alias("_floor")
+        )
+        floors = floors.drop("_joined")
+    return floors.group_by(key).agg(pl.col("_floor").max())
 
 
 def _as_of(left: pl.DataFrame, right: pl.DataFrame, by: str) -> pl.DataFrame:
