@@ -341,3 +341,52 @@ def test_real_snapshot_history_equals_the_dimensions(tmp_path: Path, make_pipeli
     assert set(started["department_name"]) == {"Renamed"}
     assert staff.height == staff_rows.height + len(members)
     assert_current_rows_equal_dimensions(p)
+
+
+def test_named_query_answers_the_department_at_each_sale(
+    tree: IngestionTree, make_pipeline: Make
+) -> None:
+    """sales_staff_department_then against plain Python over the very records written."""
+    from service.sql import engine
+    from service.sql.named import bind, named_queries
+
+    tree.dimensions()
+    put_updates(tree, [0, 2, 3])  # dept 1 renamed at +2h, staff 3 moves at +4h, dept 2 manager
+    sales = [
+        order(1, T0 + H, staff_id=2),  # before the rename
+        order(2, T0 + 3 * H, staff_id=2),  # after it
+        order(3, T0 + 3 * H, staff_id=3),  # before the move
+        order(4, T0 + 5 * H, staff_id=3),  # after it
+        order(5, BASE - 24 * H, staff_id=1),  # before the salesperson's first row: nulls
+        order(6, T0 + 6 * H, staff_id=1),  # after the manager change (no new state)
+    ]
+    tree.put("updated", "sales_order", T0 + 20 * H, sales)
+    p = make_pipeline()
+    p.run()
+    got = engine.run(p.lake, bind(named_queries()["sales_staff_department_then"], []))
+
+    records = dimension_records()
+    staff_versions = records["staff"] + UPDATES[2][1]
+    department_versions = records["department"] + UPDATES[0][1] + UPDATES[3][1]
+
+    def latest(rows: list[dict[str, Any]], key: str, ident: int, moment: str) -> Any:
+        found = [r for r in rows if r[key] == ident and r["last_updated"] <= moment]
+        return max(found, key=lambda r: r["last_updated"]) if found else None
+
+    expected = []
+    for sale in sales:
+        moment = sale["last_updated"]
+        person = latest(staff_versions, "staff_id", sale["staff_id"], moment)
+        dept = person and latest(
+            department_versions, "department_id", person["department_id"], moment
+        )
+        expected.append((sale["sales_order_id"], dept["department_name"] if dept else None))
+    assert got.select("sales_order_id", "department_name").rows() == expected
+    assert expected == [
+        (1, "Sales"),
+        (2, "Sales & Marketing"),
+        (3, "Purchasing"),
+        (4, "Sales & Marketing"),
+        (5, None),
+        (6, "Purchasing"),
+    ]
