@@ -76,7 +76,7 @@ def test_glue_types_follow_the_stored_types() -> None:
 def test_named_queries_are_the_sql_files(cfn: dict[str, Any]) -> None:
     resources = _of_type(cfn, "AWS::Athena::NamedQuery")
     files = {p.read_text(encoding="utf-8") for p in NAMED_DIR.glob("*.sql")}
-    assert len(files) == len(named_queries()) == len(resources) == 5
+    assert len(files) == len(named_queries()) == len(resources) == 6
     assert {r["Properties"]["QueryString"] for r in resources.values()} == files
     (database,) = _of_type(cfn, "AWS::Glue::Database")
     (workgroup,) = _of_type(cfn, "AWS::Athena::WorkGroup")
