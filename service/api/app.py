@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from service.api import console, errors
 from service.api.auth import authenticate
 from service.api.limits import MAX_BODY_BYTES, BodyTooLarge
+from service.api.routes import dimensions as dimension_routes
 from service.api.routes import (
     files,
     health,
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or Settings()
     for module in (health, runs, files, reprocess, maintenance, tables, sales_orders):
         app.include_router(module.router)
+    app.include_router(dimension_routes.router)  # a dimension member's history
     console.install(app)  # the operator console's pages under /console (not in OpenAPI)
     errors.install(app)
     app.add_middleware(BodyTooLarge, limit=MAX_BODY_BYTES)

@@ -31,6 +31,7 @@ def test_document_describes_every_endpoint() -> None:
         "/tables/{name}/rows",
         "/sales-orders/{sales_order_id}",
         "/sales-orders/{sales_order_id}/history",
+        "/dimensions/{name}/{id}/history",
     }
     rows = doc["paths"]["/tables/{name}/rows"]["get"]
     assert "never evaluated" in rows["description"]
