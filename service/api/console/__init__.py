@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.responses import RedirectResponse
 
+from service.api.console import dimension_pages
 from service.api.console.auth import LoginRequired
 from service.api.console.routes import pages, router
 
@@ -18,6 +19,7 @@ __all__ = ["install"]
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(pages)
+    app.include_router(dimension_pages.pages)  # a dimension member's history
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> RedirectResponse:
