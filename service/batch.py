@@ -25,6 +25,7 @@ from service.context import RunContext
 from service.dimension_store import DimensionStore, incoming_mirror_rows
 from service.fact_store import Baseline, FactPlan, FactStore
 from service.history_store import HistoryStore
+from service.lake import TABLE_PATHS
 from service.ledger import FileOutcome
 from service.outcomes import RunSummary, file_outcome, internal_error
 from service.planner import PlannedFile
@@ -180,6 +181,7 @@ def finish_batch(ctx: RunContext, tail: BatchTail, summary: RunSummary) -> None:
     ctx.ledger.files.record(tail.outcomes, run_id)
     ctx.ledger.files.save()
     lake.before_commit("_state")
+    catalog.account_for(list(TABLE_PATHS), lake.info)  # so it can say it is exact: settled
     catalog.save(ctx.processed)
     summary.files.extend(tail.outcomes)
     for o in tail.outcomes:

@@ -182,6 +182,8 @@ class Lake:
         self.fence: Callable[[], None] | None = None
         # Called after every commit with (table, handle, operation): the catalog's bookkeeping.
         self.on_commit: Callable[[str, DeltaTable, str], None] | None = None
+        # Called before a commit to a public table, after the fence: the catalog's `unsettle`.
+        self.before_table_commit: Callable[[str], None] | None = None
 
     def new_session(self) -> None:
         """Kept handles may be stale now (another run may have written): refresh on next use."""
@@ -277,6 +279,8 @@ class Lake:
         _fault_injection(name)
         if self.fence is not None:
             self.fence()
+        if name in TABLE_PATHS and self.before_table_commit is not None:
+            self.before_table_commit(name)
 
     def _after_commit(self, name: str, operation: str) -> None:
         handle = self.table(name)
