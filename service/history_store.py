@@ -80,8 +80,14 @@ class HistoryStore:
         return self._stored[table]
 
     def _exists(self, name: str) -> bool:
-        """From the catalog when it knows the table (it never leads the tables), else asked."""
-        return name in self.ctx.catalog.tables or self.ctx.lake.exists(name)
+        """From the catalog when it knows (it never leads the tables; an exact one knows which
+        do not exist either), else asked."""
+        catalog = self.ctx.catalog
+        if name in catalog.tables:
+            return True
+        if catalog.exact and name in catalog.absent:
+            return False
+        return self.ctx.lake.exists(name)
 
     def plan(self, frames: dict[str, pl.DataFrame]) -> HistoryPlan:
         plan = HistoryPlan()
