@@ -25,6 +25,7 @@ PROTECTED = [
     ("get", "/tables/fact_sales_order/rows"),
     ("get", "/sales-orders/1"),
     ("get", "/sales-orders/1/history"),
+    ("get", "/dimensions/staff/1/history"),
 ]
 
 
@@ -37,6 +38,7 @@ def test_every_route_but_health_is_listed_here(client: TestClient) -> None:
         "/sales-orders/1/history": "/sales-orders/{sales_order_id}/history",
         "/tables/fact_sales_order/versions": "/tables/{name}/versions",
         "/tables/fact_sales_order/rows": "/tables/{name}/rows",
+        "/dimensions/staff/1/history": "/dimensions/{name}/{id}/history",
     }
     listed = {(m, templates.get(p, p)) for m, p in PROTECTED}
     assert routes - listed == {("get", "/health")}

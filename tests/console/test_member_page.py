@@ -42,3 +42,8 @@ def test_finding_a_member_and_missing_ones(client: TestClient, renamed: Pipeline
     assert client.get("/console/dimensions/staff/999").status_code == 404
     assert client.get("/console/dimensions/staff/77").status_code == 404  # a placeholder
     assert client.get("/console/dimensions/date/1").status_code == 404
+
+
+def test_an_out_of_range_member_is_refused(client: TestClient, renamed: Pipeline) -> None:  # noqa: F811
+    assert client.get(f"/console/dimensions/staff/{2**40}").status_code == 422
+    assert client.get("/console/dimensions/staff/-1").status_code == 422

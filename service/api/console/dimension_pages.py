@@ -6,7 +6,7 @@ from itertools import pairwise
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from service import member_history
@@ -42,7 +42,12 @@ def _states(rows: list[dict[str, Any]], columns: list[str]) -> list[dict[str, An
 
 
 @pages.get("/dimensions/{name}/{member_id}", response_class=HTMLResponse)
-def member_page(request: Request, name: str, member_id: int, lake: LakeDep) -> Response:
+def member_page(
+    request: Request,
+    name: Annotated[str, Path(max_length=64)],
+    member_id: Annotated[int, Path(ge=0, le=2**31 - 1)],
+    lake: LakeDep,
+) -> Response:
     try:
         spec = member_history.dimension(name)
     except member_history.UnknownDimension:
