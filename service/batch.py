@@ -2,11 +2,13 @@
 commit in an order that makes a crash harmless.
 
 Everything in a batch that can fail on data (parsing, typing, versions, ids, inferred members,
-the calendar extension) is computed before its first commit; then it is one commit per changed
-table: source mirrors → dimensions → facts (each with its index) → inferred members → calendar →
-rejects → file ledger → catalog. A file is pending until its ledger row is written, so a crashed
-run's files are applied again by the next run, and every step is idempotent (versions already
-stored are dropped, merges compare, rejects are replaced per file).
+the calendar extension, the dimension history) is computed before its first commit; then it is one
+commit per changed table: (a root's first source history, seeded from its mirrors) → source
+mirrors → dimensions → dimension history → new source versions → facts (each with its index) →
+inferred members → calendar → rejects → file ledger → catalog. A file is pending until its ledger
+row is written, so a crashed run's files are applied again by the next run, and every step is
+idempotent (versions already stored are dropped, merges compare, rejects are replaced per file,
+history states are recomputed from the same versions).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from service import references
 from service.context import RunContext
 from service.dimension_store import DimensionStore, incoming_mirror_rows
 from service.fact_store import Baseline, FactPlan, FactStore
+from service.history_store import HistoryStore
+from service.lake import TABLE_PATHS
 from service.ledger import FileOutcome
 from service.outcomes import RunSummary, file_outcome, internal_error
 from service.planner import PlannedFile
@@ -122,6 +126,8 @@ def apply_batch(
     incoming = incoming_mirror_rows(frames)
     dimension_store = DimensionStore(ctx)
     dims = dimension_store.rebuild(incoming, summary)
+    history_store = HistoryStore(ctx)
+    history = history_store.plan(frames)
     facts = _plan_facts(ctx, frames, parsed, summary)
     # from every version in the batch, stored before or not, so a re-run after a crash
     # between commits completes them
@@ -140,8 +146,10 @@ def apply_batch(
         extension=references.calendar_extension(ctx, referenced),
         referenced=referenced,
     )
+    history_store.seed(history, summary)  # 0. a root's first source history
     dimension_store.commit(incoming, dims, summary)  # 1. mirrors, 2. dimensions
-    for store, plan in facts:  # 3. facts
+    history_store.commit(history, summary)  # 3. dimension history, 4. source versions
+    for store, plan in facts:  # 5. facts
         store.store(plan, summary)
     finish_batch(ctx, tail, summary)
 
@@ -150,17 +158,17 @@ def finish_batch(ctx: RunContext, tail: BatchTail, summary: RunSummary) -> None:
     """A batch's commits after the facts: inferred members, calendar, rejects, ledger,
     catalog."""
     lake, catalog, run_id = ctx.lake, ctx.catalog, summary.run_id
-    for name, rows in tail.inferred.items():  # 4. inferred members
+    for name, rows in tail.inferred.items():  # 6. inferred members
         key = DIMENSIONS[name].key
         counts = lake.upsert(name, rows, [key], run_id, insert_only=True)
         summary.add_rows(name, counts["inserted"])
         catalog.add_members(name, rows[key])
-    if not tail.extension.is_empty():  # 5. calendar
+    if not tail.extension.is_empty():  # 7. calendar
         summary.add_rows("dim_date", lake.append("dim_date", tail.extension, run_id))
     if any(frame.height for _, frame in tail.referenced):
         references.note_calendar(ctx, tail.extension, tail.referenced)
 
-    # 6. rejects (replaced per file, so reprocessing a file never duplicates them); a batch
+    # 8. rejects (replaced per file, so reprocessing a file never duplicates them); a batch
     # whose files never had rejects has nothing to replace
     if not tail.rejects.is_empty() or _files_with_rejects(ctx, tail.keys):
         listed = ", ".join(_sql_str(key) for key in tail.keys)
@@ -168,11 +176,12 @@ def finish_batch(ctx: RunContext, tail: BatchTail, summary: RunSummary) -> None:
     summary.rejects.extend(tail.rejects.head(1000).to_dicts())
     summary.reject_counts.update(tail.counted)
 
-    # 7. ledger: the batch's files stop being pending only now; then the derived state
+    # 9. ledger: the batch's files stop being pending only now; then the derived state
     lake.before_commit("_state")
     ctx.ledger.files.record(tail.outcomes, run_id)
     ctx.ledger.files.save()
     lake.before_commit("_state")
+    catalog.account_for(list(TABLE_PATHS), lake.info)  # so it can say it is exact: settled
     catalog.save(ctx.processed)
     summary.files.extend(tail.outcomes)
     for o in tail.outcomes:

@@ -8,10 +8,16 @@ index lives.
 
 It is derived state, written after the batch's commits. It may therefore lag the tables (a run
 that died between a commit and this write) but never lead them, and every use that could go wrong
-on a lag checks: a fact index is used only when its fact version is the fact table's version
-(else it is rebuilt from the table); a member or calendar day that looks missing is verified
-against the table before anything is written; table summaries are checked against the next Delta
-log entry by readers.
+on a lag checks (or knows it need not: `settled`, below): a fact index is used only when its fact
+version is the fact table's version (else it is rebuilt from the table); a member or calendar day
+that looks missing is verified against the table before anything is written; table summaries are
+checked against the next Delta log entry by readers.
+
+`settled`: saved after the last commit of a batch (or of a maintenance), once every public table
+is accounted for (its state, or listed `absent`), and the writer saves it again with `settled:
+false` before its next commit to a public table. So a settled catalog is exact for every public
+table and readers of the table summaries need no check; an unsettled one (or one written before
+the flag) is checked as above.
 
 A catalog written before facts were declared (one fact, its entries at the top level and its
 index at `_state/fact_index/`) is read as it is: those entries are fact_sales_order's.
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -78,6 +85,10 @@ class Catalog:
     members: dict[str, list[int] | None] = field(default_factory=dict)  # None: too many to list
     calendar: tuple[str, str] | None = None  # ISO dates
     facts: dict[str, FactState] = field(default_factory=dict)
+    settled: bool = False  # no public table committed since it was saved
+    absent: set[str] = field(default_factory=set)  # public tables known not to exist
+    # in memory: loaded settled (and every commit since noted), so nothing it says lags
+    exact: bool = field(default=False, repr=False)
 
     # -- (de)serialisation --------------------------------------------------------------------
     @classmethod
@@ -99,19 +110,56 @@ class Catalog:
                 },
                 calendar=tuple(raw["calendar"]) if raw.get("calendar") else None,
                 facts=facts,
+                settled=raw.get("settled") is True,
+                absent=set(raw.get("absent", [])),
+                exact=raw.get("settled") is True,
             )
         except (ValueError, TypeError, KeyError):
             log.warning("unreadable %s: starting from an empty catalog", CATALOG_KEY)
             return cls()
 
-    def save(self, storage: Storage) -> None:
+    def save(self, storage: Storage, settled: bool = True) -> None:
+        """After the commits it reflects (settled, if `account_for` made it exact), or before
+        more (`unsettle`)."""
+        settled = settled and self.exact  # never claims more than it knows
+        self.settled = settled
         body = {
             "tables": {k: asdict(v) for k, v in self.tables.items()},
             "members": self.members,
             "calendar": list(self.calendar) if self.calendar else None,
             "facts": {k: asdict(v) for k, v in self.facts.items()},
+            "settled": settled,
+            "absent": sorted(self.absent),
         }
         storage.write(CATALOG_KEY, json.dumps(body).encode())
+
+    def account_for(self, names: list[str], info: Callable[[str], Any]) -> None:
+        """Every table of `names` the catalog neither lists nor knows absent, or all of them when
+        it may lag (it was not loaded settled: a writer may have died after a commit): asked
+        (`info`: the table's TableInfo, or None when it does not exist). Then it is exact."""
+        for name in names:
+            if self.exact and (name in self.tables or name in self.absent):
+                continue
+            self.absent.discard(name)
+            found = info(name)
+            if found is None:
+                self.absent.add(name)
+            else:
+                last = (
+                    found.last_commit.isoformat(timespec="milliseconds")
+                    if found.last_commit
+                    else None
+                )
+                self.tables[name] = TableState(
+                    found.version, found.rows, last, found.last_operation
+                )
+        self.exact = True
+
+    def unsettle(self, storage: Storage) -> None:
+        """Before a commit to a public table: a settled catalog says it is not exact any more
+        (one small write, once per batch)."""
+        if self.settled:
+            self.save(storage, settled=False)
 
     def fact(self, name: str) -> FactState:
         """The fact's entry (a new one, with its index under `_state/fact_index/<fact>/`)."""
@@ -161,3 +209,4 @@ class Catalog:
         actions = pl.DataFrame(handle.get_add_actions(flatten=True))
         rows = int(actions["num_records"].sum()) if not actions.is_empty() else 0
         self.set_table(name, handle.version(), rows, operation)
+        self.absent.discard(name)

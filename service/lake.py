@@ -33,6 +33,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from service.storage import Storage
 from transforms import schemas
+from transforms.dimension_history import HISTORIES, history_path, history_schema
 from transforms.dimensions import DIMENSIONS
 from transforms.facts import FACTS, FACTS_BY_SOURCE
 
@@ -42,6 +43,8 @@ TABLE_PATHS: dict[str, str] = {
     **{name: spec.path for name, spec in FACTS.items()},
     "dim_date": "dimension/date",
     **{name: spec.path for name, spec in DIMENSIONS.items()},
+    # type-2 history of every member dimension (transforms/dimension_history.py)
+    **{name: history_path(spec) for name, spec in HISTORIES.items()},
 }
 STATE_PATHS: dict[str, str] = {
     "ledger": "_state/ledger",
@@ -53,6 +56,12 @@ STATE_PATHS: dict[str, str] = {
         for t in schemas.SOURCE_TABLES
         if t not in FACTS_BY_SOURCE
     },
+    # every version of those rows, (key, last_updated) once: what the dimension history is from
+    **{
+        f"source_history_{t}": f"_state/source_history/{t}"
+        for t in schemas.SOURCE_TABLES
+        if t not in FACTS_BY_SOURCE
+    },
 }
 ALL_PATHS = {**TABLE_PATHS, **STATE_PATHS}
 
@@ -60,6 +69,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     **{name: spec.schema for name, spec in FACTS.items()},
     "dim_date": schemas.DIM_DATE,
     **{name: spec.schema for name, spec in DIMENSIONS.items()},
+    **{name: history_schema(spec) for name, spec in HISTORIES.items()},
 }
 
 
@@ -172,6 +182,8 @@ class Lake:
         self.fence: Callable[[], None] | None = None
         # Called after every commit with (table, handle, operation): the catalog's bookkeeping.
         self.on_commit: Callable[[str, DeltaTable, str], None] | None = None
+        # Called before a commit to a public table, after the fence: the catalog's `unsettle`.
+        self.before_table_commit: Callable[[str], None] | None = None
 
     def new_session(self) -> None:
         """Kept handles may be stale now (another run may have written): refresh on next use."""
@@ -267,6 +279,8 @@ class Lake:
         _fault_injection(name)
         if self.fence is not None:
             self.fence()
+        if name in TABLE_PATHS and self.before_table_commit is not None:
+            self.before_table_commit(name)
 
     def _after_commit(self, name: str, operation: str) -> None:
         handle = self.table(name)

@@ -31,7 +31,7 @@ from service.batch import apply_batch
 from service.catalog import Catalog
 from service.context import RunContext
 from service.fact_store import FactStore
-from service.lake import Lake
+from service.lake import TABLE_PATHS, Lake
 from service.lease import Lease, LeaseBusy
 from service.ledger import FileOutcome, Ledger
 from service.outcomes import RunSummary, new_run_id
@@ -150,6 +150,7 @@ class Pipeline:
         Returns the wake markers this pass answered."""
         self._begin(lease)
         self.lake.on_commit = lambda name, handle, op: self.catalog.note_commit(name, handle, op)
+        self.lake.before_table_commit = lambda name: self.catalog.unsettle(self.processed)
         seen: set[str] = set()
         with books.recorded(self.ctx, lease, summary):
             markers = books.read_markers(self.ctx, lease)
@@ -244,6 +245,8 @@ class Pipeline:
 
         catalog = self.ctx.catalog = Catalog.load(self.processed)
         index_current = {name for name in FACTS if catalog.index_is_current(name)}
+        lease.fence()
+        catalog.unsettle(self.processed)  # maintenance commits to every table
         result = maintain(
             self.lake, retention_days, run_id=summary.run_id, lease=lease, zorder=zorder
         )
@@ -258,5 +261,6 @@ class Pipeline:
             lease.fence()
             FactStore(self.ctx, FACTS[name]).rebuild_index(self.lake.table(name))
         lease.fence()
+        catalog.account_for(list(TABLE_PATHS), self.lake.info)
         catalog.save(self.processed)
         return result

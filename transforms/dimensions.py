@@ -144,9 +144,10 @@ def _no_warnings(build: Callable[..., pl.DataFrame]) -> Build:
 @dataclass(frozen=True)
 class DimensionSpec:
     """One member dimension: its key, columns and path, the source tables it is built from (their
-    latest rows, `_state/source/<table>`, in the order `build` takes them) and the values of a
-    placeholder member made for a key a fact references before the member arrives (other text
-    columns `Unknown`, the `nullable` ones null)."""
+    latest rows, `_state/source/<table>`, in the order `build` takes them: the member's own table
+    first, then the tables it joins, each named in `joins` with the column of the member's row
+    that holds its key) and the values of a placeholder member made for a key a fact references
+    before the member arrives (other text columns `Unknown`, the `nullable` ones null)."""
 
     name: str
     key: str
@@ -156,6 +157,7 @@ class DimensionSpec:
     build: Build
     placeholder: dict[str, Any] = field(default_factory=dict)
     nullable: frozenset[str] = frozenset()
+    joins: dict[str, str] = field(default_factory=dict)  # joined source -> member's column
 
 
 DIMENSIONS: dict[str, DimensionSpec] = {
@@ -169,6 +171,7 @@ DIMENSIONS: dict[str, DimensionSpec] = {
             ("staff", "department"),
             _no_warnings(dim_staff),
             nullable=frozenset({"location"}),
+            joins={"department": "department_id"},
         ),
         DimensionSpec(
             "dim_location",
@@ -206,6 +209,7 @@ DIMENSIONS: dict[str, DimensionSpec] = {
             nullable=frozenset(
                 {"counterparty_legal_address_line_2", "counterparty_legal_district"}
             ),
+            joins={"address": "legal_address_id"},
         ),
         DimensionSpec(
             "dim_transaction",

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from service.api import console, docs, errors
 from service.api.limits import MAX_BODY_BYTES, BodyTooLarge
+from service.api.routes import dimensions as dimension_routes
 from service.api.routes import (
     facts,
     files,
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     for fact_router in facts.ROUTERS:  # a fact's history and state, per declared fact
         app.include_router(fact_router)
+    app.include_router(dimension_routes.router)  # a dimension member's history
     console.install(app)  # the operator console's pages under /console (not in OpenAPI)
     errors.install(app)
     app.add_middleware(BodyTooLarge, limit=MAX_BODY_BYTES)

@@ -31,6 +31,7 @@ PROTECTED = [
     ("get", "/purchase-orders/1/history"),
     ("get", "/payments/1"),
     ("get", "/payments/1/history"),
+    ("get", "/dimensions/staff/1/history"),
 ]
 
 
@@ -47,6 +48,7 @@ def test_every_route_but_health_is_listed_here(client: TestClient) -> None:
         "/payments/1/history": "/payments/{payment_id}/history",
         "/tables/fact_sales_order/versions": "/tables/{name}/versions",
         "/tables/fact_sales_order/rows": "/tables/{name}/rows",
+        "/dimensions/staff/1/history": "/dimensions/{name}/{id}/history",
     }
     listed = {(m, templates.get(p, p)) for m, p in PROTECTED}
     assert routes - listed == {("get", "/health")}

@@ -37,6 +37,7 @@ def test_document_describes_every_endpoint() -> None:
         "/purchase-orders/{purchase_order_id}/history",
         "/payments/{payment_id}",
         "/payments/{payment_id}/history",
+        "/dimensions/{name}/{id}/history",
     }
     rows = doc["paths"]["/tables/{name}/rows"]["get"]
     assert "never evaluated" in rows["description"]

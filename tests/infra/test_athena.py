@@ -82,7 +82,7 @@ def test_glue_types_follow_the_stored_types() -> None:
 def test_named_queries_are_the_sql_files(cfn: dict[str, Any]) -> None:
     resources = _of_type(cfn, "AWS::Athena::NamedQuery")
     files = {p.read_text(encoding="utf-8") for p in NAMED_DIR.glob("*.sql")}
-    assert len(files) == len(named_queries()) == len(resources) == 9
+    assert len(files) == len(named_queries()) == len(resources) == 10
     assert {r["Properties"]["QueryString"] for r in resources.values()} == files
     (database,) = _of_type(cfn, "AWS::Glue::Database")
     (workgroup,) = _of_type(cfn, "AWS::Athena::WorkGroup")
@@ -157,12 +157,19 @@ def test_analyst_policy_reads_only_the_star_tables(cfn: dict[str, Any]) -> None:
     gets = next(s for s in processed if s["Action"] == "s3:GetObject")
     assert sorted(r["Fn::Sub"] for r in gets["Resource"]) == [
         "${ProcessedBucket.Arn}/dimension/*",
+        "${ProcessedBucket.Arn}/dimension_history/*",
         "${ProcessedBucket.Arn}/fact/*",
     ]
     prefixes = {p.split("/")[0] for p in TABLE_PATHS.values()}
-    assert prefixes == {"fact", "dimension"}, "a new top folder needs the policy extended"
+    assert prefixes == {"fact", "dimension", "dimension_history"}, (
+        "a new top folder needs the policy extended"
+    )
     listing = next(s for s in processed if s["Action"] == "s3:ListBucket")
-    assert sorted(listing["Condition"]["StringLike"]["s3:prefix"]) == ["dimension/*", "fact/*"]
+    assert sorted(listing["Condition"]["StringLike"]["s3:prefix"]) == [
+        "dimension/*",
+        "dimension_history/*",
+        "fact/*",
+    ]
     assert "_state" not in json.dumps(statements)
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import RedirectResponse
 
 from service.api.console import facts
+from service.api.console import dimension_pages
 from service.api.console.auth import LoginRequired
 from service.api.console.routes import pages, router
 
@@ -20,6 +21,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(pages)
     app.include_router(facts.router)  # a sale's, purchase order's, payment's page
+    app.include_router(dimension_pages.pages)  # a dimension member's history
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> RedirectResponse:
