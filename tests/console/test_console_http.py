@@ -371,9 +371,10 @@ def test_docs_work_in_a_browser_through_the_console_login(
     document = browser_like.get("/console/openapi.json")
     assert document.status_code == 200
     assert "/payments/{payment_id}/history" in document.json()["paths"]
-    assert document.json() == browser_like.get(
-        "/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}
-    ).json()
+    assert (
+        document.json()
+        == browser_like.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    )
     # the cookie still opens no API route: those take the header only
     assert browser_like.get("/openapi.json").status_code == 401
     assert browser_like.get("/runs").status_code == 401

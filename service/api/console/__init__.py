@@ -9,8 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.responses import RedirectResponse
 
-from service.api.console import facts
-from service.api.console import dimension_pages
+from service.api.console import dimension_pages, facts
 from service.api.console.auth import LoginRequired
 from service.api.console.routes import pages, router
 
