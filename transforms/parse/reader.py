@@ -25,7 +25,20 @@ from transforms.parse.json_lines import first_line_is_bad, read_lines_slow
 from transforms.parse.records import READ_ERRORS, Raw, Records
 from transforms.parse.shapes import NOT_WS, SURROGATE_ESCAPE, array_as_lines, last_non_ws
 from transforms.parse.tally import JSON_FIELD, MAX_QUOTED, Found, clip
-from transforms.parse.values import dumps, json_kind
+from transforms.parse.values import dumps, json_kind, loads
+
+
+def _has_non_json_tokens(body: bytes) -> bool:
+    """Polars reads NaN and Infinity as numbers; JSON has no such thing (perhaps just text)."""
+    return b"NaN" in body or b"Infinity" in body
+
+
+def _strict(data: bytes) -> bool:
+    try:
+        loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 class Reader(Records):
@@ -37,7 +50,7 @@ class Reader(Records):
     def array(self, data: bytes, start: int, end: int) -> Raw:
         """The array whose inside is data[start:end], of a bare or wrapped file."""
         body = data[start:end]
-        if SURROGATE_ESCAPE.search(body):
+        if SURROGATE_ESCAPE.search(body) or (_has_non_json_tokens(body) and not _strict(data)):
             return self.document(data)
         for join_lines in (False, True) if b"\n" in body else (False,):
             try:
@@ -63,7 +76,7 @@ class Reader(Records):
     def document(self, data: bytes, from_lines: bool = False) -> Raw:
         """Slow path: the whole file through json.loads, then classified."""
         try:
-            doc = json.loads(data)
+            doc = loads(data)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
             first = NOT_WS.search(data)
             if not from_lines and first is not None:

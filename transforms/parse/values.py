@@ -41,5 +41,15 @@ def json_kind(value: Any) -> str:
     return "an object"
 
 
+def loads(data: bytes | str) -> Any:
+    """Strict JSON: NaN and Infinity, which json accepts and JSON does not have, raise
+    ValueError like any other text that is not JSON."""
+    return json.loads(data, parse_constant=_not_json)
+
+
+def _not_json(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON value")
+
+
 def decode(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
