@@ -13,6 +13,7 @@ The package, by job (a file travels down this list):
 - typed.py         every column cast; unreadable, missing, implausible values reject their row
 - plausibility.py  ParseLimits: the date window and the string cap
 - tally.py         what problems are called, counted exactly, the first ones kept in detail
+- redact.py        sensitive fields' values (bank accounts) scrubbed from every reject
 - values.py        decoded JSON values as text
 - file.py          parse_file / rejected_file / ParsedFile: the above put together
 

@@ -9,6 +9,7 @@ import polars as pl
 from transforms.parse.plausibility import DEFAULT_LIMITS, ParseLimits
 from transforms.parse.reader import Reader
 from transforms.parse.records import Raw
+from transforms.parse.redact import redact_series
 from transforms.parse.shapes import BOM, locate
 from transforms.parse.tally import FILE_FIELD, RECORD_NUMBER, REJECT_COUNTS, clip_raw
 from transforms.parse.typed import Typed, type_rows
@@ -98,6 +99,11 @@ def _rejects(raw: Raw, typed: Typed, spec: SourceTable, source_file: str, cap: i
     if not details:
         return pl.DataFrame(schema=REJECTS)
     found = pl.concat(details).sort(RECORD_NUMBER, maintain_order=True).head(cap)
+    if spec.sensitive:  # a bad line or file may hold them: never in a reject
+        found = found.with_columns(
+            redact_series(found["reason"], spec.sensitive),
+            redact_series(found["raw_value"], spec.sensitive, clip=clip_raw),
+        )
     return found.select(
         pl.lit(source_file, dtype=pl.String()).alias("source_file"),
         pl.lit(spec.name, dtype=pl.String()).alias("source_table"),
