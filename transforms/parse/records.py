@@ -29,7 +29,8 @@ _SURROGATE_CHAR = re.compile("[\ud800-\udfff]")
 
 @dataclass(frozen=True)
 class Raw:
-    frame: pl.DataFrame  # every table column as String, then record_number
+    # every table column as String (or already typed: integers, booleans), then record_number
+    frame: pl.DataFrame
     found: Found  # "<json>" / "<file>" rejects, and lone surrogates found by json
     records_read: int
 
@@ -41,6 +42,14 @@ class Records:
         self.spec = spec
         self.cap = cap
         self.schema: dict[str, pl.DataType] = {c: pl.String() for c in spec.columns}
+        # The optimistic read: integers and booleans declared as what they are. Polars reads
+        # them strictly (42.0, "42", 1e10 into Int32 or "t" into Boolean fail the read, never
+        # coerce), so a read that succeeds holds exactly the values the text path would give;
+        # one that fails is read again as text.
+        self.typed_schema: dict[str, pl.DataType] = {
+            c: t if t.is_integer() or t == pl.Boolean() else pl.String()
+            for c, t in spec.columns.items()
+        }
 
     def no_rows(self) -> pl.DataFrame:
         return pl.DataFrame(schema=self.schema)
@@ -52,8 +61,18 @@ class Records:
         return frame.with_columns(numbers.alias(RECORD_NUMBER))
 
     def read_lines(self, data: bytes) -> pl.DataFrame:
-        """JSON Lines read by Polars (raises READ_ERRORS when it cannot)."""
+        """JSON Lines read by Polars, every column as text (raises READ_ERRORS when it cannot)."""
         return pl.read_ndjson(data, schema=self.schema)
+
+    def read_lines_typed(self, data: bytes) -> pl.DataFrame:
+        """JSON Lines read by Polars, integers and booleans typed if every value reads as one,
+        else every column as text (raises READ_ERRORS when it cannot read it at all)."""
+        if self.typed_schema != self.schema:
+            try:
+                return pl.read_ndjson(data, schema=self.typed_schema)
+            except READ_ERRORS:
+                pass
+        return self.read_lines(data)
 
     def file_reject(self, kind: str, reason: str, data: bytes) -> Raw:
         found = Found(self.cap)

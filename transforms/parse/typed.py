@@ -76,7 +76,7 @@ class _Problems:
             {
                 RECORD_NUMBER: self.raw.get_column(RECORD_NUMBER).gather(first),
                 "kind": kinds.head(cap),
-                "value": self.raw.get_column(column).gather(first),
+                "value": self.raw.get_column(column).gather(first).cast(pl.String()),
             }
         )
         self.details.append(
@@ -111,8 +111,9 @@ def type_rows(raw: pl.DataFrame, spec: SourceTable, limits: ParseLimits) -> Type
     their row. Problems are counted exactly, but only the first `max_reject_details` of each
     column are described (a file of a million empty records costs counts, not 12M rows)."""
     readers = {c: column_reader(dtype) for c, dtype in spec.columns.items()}
-    chosen = {c: choose(readers[c].parsers, raw.get_column(c)) for c in spec.columns}
-    casts = [chosen[c](pl.col(c)).alias(c) for c in spec.columns]
+    text = [c for c in spec.columns if raw.schema[c] != spec.columns[c]]  # the rest: read typed
+    chosen = {c: choose(readers[c].parsers, raw.get_column(c)) for c in text}
+    casts = [chosen[c](pl.col(c)).alias(c) if c in chosen else pl.col(c) for c in spec.columns]
     # Lazy: the engine runs the column casts in parallel (markedly faster than an eager select).
     typed = raw.lazy().select(*casts, pl.col(RECORD_NUMBER)).collect()
     problems = _Problems(raw, limits.max_reject_details)
@@ -121,7 +122,7 @@ def type_rows(raw: pl.DataFrame, spec: SourceTable, limits: ParseLimits) -> Type
         if column not in spec.nullable and source.null_count():
             problems.add(column, source.is_null().arg_true(), MISSING_REASON, missing_reason)
         result = typed.get_column(column)
-        if result.null_count() != source.null_count():
+        if column in chosen and result.null_count() != source.null_count():
             result = _recover(source, result, readers[column], chosen[column], dtype, problems)
             typed = typed.with_columns(result)
         outside = implausible(result, dtype, limits)
