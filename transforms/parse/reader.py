@@ -23,7 +23,7 @@ from typing import Any
 
 from transforms.parse.json_lines import first_line_is_bad, read_lines_slow
 from transforms.parse.records import READ_ERRORS, Raw, Records
-from transforms.parse.shapes import NOT_WS, SURROGATE_ESCAPE, array_as_lines, last_non_ws
+from transforms.parse.shapes import NOT_WS, array_as_lines, has_surrogate_escape, last_non_ws
 from transforms.parse.tally import JSON_FIELD, MAX_QUOTED, Found, clip
 from transforms.parse.values import dumps, json_kind, loads
 
@@ -53,7 +53,7 @@ class Reader(Records):
     def array(self, data: bytes, start: int, end: int) -> Raw:
         """The array whose inside is data[start:end], of a bare or wrapped file."""
         body = data[start:end]
-        if SURROGATE_ESCAPE.search(body) or (_non_json_numbers(body) and not _strict(data)):
+        if has_surrogate_escape(body) or (_non_json_numbers(body) and not _strict(data)):
             return self.document(data)
         for join_lines in (False, True) if b"\n" in body else (False,):
             try:
@@ -64,7 +64,7 @@ class Reader(Records):
         return self.document(data)
 
     def lines(self, data: bytes) -> Raw:
-        if SURROGATE_ESCAPE.search(data):
+        if has_surrogate_escape(data):
             return self.lines_slow(data)
         try:
             frame = self.read_lines_typed(data)
