@@ -55,9 +55,11 @@ class Reader(Records):
         body = data[start:end]
         if has_surrogate_escape(body) or (_non_json_numbers(body) and not _strict(data)):
             return self.document(data)
-        for join_lines in (False, True) if b"\n" in body else (False,):
+        attempts = (False, True) if b"\n" in body else (False,)
+        del body  # while Polars reads, only the file and its rewrite are held
+        for join_lines in attempts:
             try:
-                frame = self.read_lines_typed(array_as_lines(body, join_lines))
+                frame = self.read_lines_typed(array_as_lines(data[start:end], join_lines))
             except READ_ERRORS:
                 continue
             return Raw(self.numbered(frame), Found(self.cap), frame.height)
