@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from tests.conftest import encode
-from transforms.parse import FILE_FIELD, JSON_FIELD, ParsedFile, ParseLimits, parse_file
+from transforms.parse import (
+    FILE_FIELD,
+    JSON_FIELD,
+    ParsedFile,
+    ParseLimits,
+    parse_file,
+    rejected_file,
+)
 from transforms.parse.redact import REDACTED, redact
 from transforms.schemas import SOURCE_TABLES
 
@@ -241,6 +248,15 @@ def test_a_file_rejected_whole_never_shows_accounts(data: str) -> None:
     assert parsed.rejects["field"].to_list() == [FILE_FIELD]
     assert REDACTED in parsed.rejects["raw_value"][0]
     assert_no_account(parsed)
+
+
+def test_a_file_rejected_by_the_caller_never_shows_accounts() -> None:
+    quoted = f'not valid JSON: {{"company_ac_number": {COMPANY_AC}, "payment_id": 1'
+    parsed = rejected_file("payment", SOURCE, quoted)
+    assert parsed.rejects["reason"].to_list() == [
+        'not valid JSON: {"company_ac_number": "<redacted>", "payment_id": 1'
+    ]
+    assert rejected_file("staff", SOURCE, quoted).rejects["reason"].to_list() == [quoted]
 
 
 def test_another_fields_own_bad_value_is_kept_even_if_it_looks_like_an_account() -> None:

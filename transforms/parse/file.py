@@ -9,7 +9,7 @@ import polars as pl
 from transforms.parse.plausibility import DEFAULT_LIMITS, ParseLimits
 from transforms.parse.reader import Reader
 from transforms.parse.records import Raw
-from transforms.parse.redact import redact_series
+from transforms.parse.redact import redact, redact_series
 from transforms.parse.shapes import BOM, locate
 from transforms.parse.tally import FILE_FIELD, RECORD_NUMBER, REJECT_COUNTS, clip_raw
 from transforms.parse.typed import Typed, type_rows
@@ -65,6 +65,7 @@ def parse_file(
 def rejected_file(table: str, source_file: str, reason: str) -> ParsedFile:
     """A file that could not be read or parsed at all: no rows, one "<file>" reject."""
     spec = _spec(table)
+    reason = redact(reason, spec.sensitive) or ""  # it may quote what it could not read
     reject = pl.DataFrame(
         [(source_file, table, 0, FILE_FIELD, clip_raw(reason), None)], schema=REJECTS, orient="row"
     )
