@@ -5,7 +5,9 @@ Measures the pipeline on synthetic data and writes `bench/results/report.md` and
 interpreter (`bench.worker`); each figure is the median of several runs in this invocation.
 
 1. baseline: N sales orders + dimensions from an empty processed root (wall, rows/s, MB/s, RSS)
-2. floor: the same sales_order file read by Polars with an explicit schema, one Delta write
+2. floor: the same sales_order file read by Polars with an explicit schema, one Delta write;
+   and dlt (filesystem read_jsonl -> Delta, append; bench.reference, its own .venv-dlt, one run,
+   skipped with a note when it cannot be installed) as a second reference row
 3. incremental: one update file of 1,000 changed orders applied to a 100k- and a 1M-row fact
 4. many small runs: consecutive runs of one small update file each, then `maintain`
 5. cold start: importing the Lambda handler module in a fresh interpreter

@@ -3,10 +3,13 @@ sales_order baseline file per size and shape, applied from an empty processed ro
 wall against the file's size (issue 11: memory set by the piece size, not the file).
 
 Every measurement is a fresh interpreter (bench.worker). The files are the 1M-order synthetic
-baseline repeated with shifted order ids (so 10M orders are ~3.2 GB of JSON Lines); the floor is
-measured at the smallest size (Polars reading the file with an explicit schema, one Delta write;
-bench.run says more). `make bench` runs the default sizes; `make bench-huge` adds 10M (minutes,
-and ~3.3 GB of disk per shape while it runs). Writes bench/results/streaming.{json,md,png}.
+baseline repeated with shifted order ids (so 10M orders are ~3.2 GB of JSON Lines). At every
+JSON Lines size up to 1M the floor (Polars reading the file with an explicit schema, one Delta
+write) runs interleaved with the pipeline, and dlt once (bench.reference: its own .venv-dlt,
+skipped with a note when it cannot be installed), so the report shows pipeline ÷ floor, dlt ÷
+pipeline and wrapped ÷ JSON Lines side by side. `make bench` runs 500k and 1M; `make bench-huge`
+1M and 10M (minutes, and ~3.3 GB of disk per shape while it runs). Writes
+bench/results/streaming.{json,md,png}.
 """
 
 from __future__ import annotations
