@@ -115,3 +115,66 @@ def test_missing_required_integers_read_typed_are_rejected_as_before() -> None:
     assert parsed.rejects.select("record_number", "field", "reason", "raw_value").rows() == [
         (2, "staff_id", "missing required field", None)
     ]
+
+
+STAMPS = st.sampled_from(
+    [
+        "2022-11-03T14:20:52.186000",
+        "2022-11-03T14:20:53",
+        "2022-11-03 14:20:52.186",
+        "2022-11-04T09:00:00.000001",
+        1667485252186,
+        "1667485252186",
+        "2022-11-03T14:20:52Z",
+        " 2022-11-03T14:20:52 ",
+        "0001-01-01T00:00:00",
+        "not a time",
+        None,
+        "",
+    ]
+)
+
+
+@EQUIVALENCE
+@given(
+    pairs=st.lists(st.tuples(STAMPS, STAMPS | st.just("same")), min_size=1, max_size=12),
+    table=st.sampled_from(["sales_order", "payment", "purchase_order", "staff"]),
+)
+def test_timestamps_parsed_once_for_two_columns_give_the_same_file(
+    monkeypatch: pytest.MonkeyPatch, pairs: list[tuple[Any, Any]], table: str
+) -> None:
+    """created_at and last_updated holding the same text are parsed once (typed._same_text):
+    what comes out is what parsing each column on its own gives, problems included."""
+    records = []
+    for number, (created, updated) in enumerate(pairs, start=1):
+        row = record(table, number)
+        row["created_at"] = created
+        row["last_updated"] = created if updated == "same" else updated
+        records.append(row)
+    data = encode(table, records)
+    once = parse_file(data, table, SOURCE, SMALL)
+    with monkeypatch.context() as patched:
+        patched.setattr("transforms.parse.typed._same_text", lambda *args: {})
+        each = parse_file(data, table, SOURCE, SMALL)
+    assert_same(once, each)
+
+
+def test_a_new_orders_timestamps_are_parsed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from transforms.parse import columns
+
+    calls: list[int] = []
+    real_apply = columns.apply
+
+    def counted(parser: Any, values: pl.Series) -> pl.Series:
+        calls.append(len(values))
+        return real_apply(parser, values)
+
+    monkeypatch.setattr("transforms.parse.typed.apply", counted)
+    orders = [record("sales_order", n) for n in range(1, 11)]
+    orders[3]["last_updated"] = "2022-11-05T10:00:00.000000"
+    parsed = parse_file(encode("sales_order", orders), "sales_order", SOURCE)
+    assert calls == [1]  # only the one last_updated that differs is parsed on its own
+    assert parsed.rows["last_updated"][3] == parsed.rows["created_at"][3].replace(
+        day=5, hour=10, minute=0, second=0, microsecond=0
+    )
+    assert (parsed.rows["last_updated"] == parsed.rows["created_at"]).sum() == 9
