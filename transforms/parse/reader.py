@@ -28,12 +28,12 @@ from transforms.parse.tally import JSON_FIELD, MAX_QUOTED, Found, clip
 from transforms.parse.values import dumps, json_kind, loads
 
 
-def _non_json_numbers(body: bytes) -> bool:
+def _non_json_numbers(data: bytes, start: int, end: int) -> bool:
     """Polars reads NaN and Infinity, which JSON does not have, as numbers (perhaps the file
     only holds them as text). Looking for a capital N or I first is ~50x faster."""
-    if b"N" not in body and b"I" not in body:
+    if data.find(b"N", start, end) == -1 and data.find(b"I", start, end) == -1:
         return False
-    return b"NaN" in body or b"Infinity" in body
+    return data.find(b"NaN", start, end) != -1 or data.find(b"Infinity", start, end) != -1
 
 
 def _strict(data: bytes) -> bool:
@@ -52,11 +52,12 @@ class Reader(Records):
 
     def array(self, data: bytes, start: int, end: int) -> Raw:
         """The array whose inside is data[start:end], of a bare or wrapped file."""
-        body = data[start:end]
-        if has_surrogate_escape(body) or (_non_json_numbers(body) and not _strict(data)):
+        # Looked at in place: the one copy of the inside is the rewrite Polars reads.
+        if has_surrogate_escape(data, start, end) or (
+            _non_json_numbers(data, start, end) and not _strict(data)
+        ):
             return self.document(data)
-        attempts = (False, True) if b"\n" in body else (False,)
-        del body  # while Polars reads, only the file and its rewrite are held
+        attempts = (False, True) if data.find(b"\n", start, end) != -1 else (False,)
         for join_lines in attempts:
             try:
                 frame = self.read_lines_typed(array_as_lines(data[start:end], join_lines))
