@@ -178,3 +178,35 @@ def test_a_new_orders_timestamps_are_parsed_once(monkeypatch: pytest.MonkeyPatch
         day=5, hour=10, minute=0, second=0, microsecond=0
     )
     assert (parsed.rows["last_updated"] == parsed.rows["created_at"]).sum() == 9
+
+
+ITEMS = st.binary(max_size=400) | st.lists(
+    st.sampled_from(
+        [
+            '{"sales_order_id": 1, "created_at": "2022-11-03T14:20:52"}',
+            json.dumps(record("sales_order", 2)),
+            json.dumps(record("sales_order", 3)).replace(", ", ",\n"),
+            '"}, {"',
+            "NaN",
+            '{"units_sold": Infinity}',
+            '{"a": "\\ud800"}',
+            "[1, 2]",
+            "",
+            "{",
+            "\xff",
+        ]
+    ),
+    max_size=6,
+).map(lambda parts: ", ".join(parts).encode("utf-8", "surrogatepass"))
+
+
+@EQUIVALENCE
+@given(items=ITEMS, table=st.sampled_from(["sales_order", "payment", "staff"]))
+def test_an_arrays_inside_parses_as_the_array(items: bytes, table: str) -> None:
+    """parse_array_items(inside) is parse_file of the array around it, whatever the inside."""
+    from transforms.parse import parse_array_items
+
+    assert_same(
+        parse_array_items(items, table, SOURCE, SMALL),
+        parse_file(b"[" + items + b"]", table, SOURCE, SMALL),
+    )

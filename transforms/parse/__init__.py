@@ -15,14 +15,15 @@ The package, by job (a file travels down this list):
 - tally.py         what problems are called, counted exactly, the first ones kept in detail
 - redact.py        sensitive fields' values (bank accounts) scrubbed from every reject
 - values.py        decoded JSON values as text
-- file.py          parse_file / rejected_file / ParsedFile: the above put together
+- file.py          parse_file / parse_array_items / rejected_file / ParsedFile: the above
+                   put together
 
 Record numbers are 1-based positions of the records in the file (for JSON Lines: among the
 non-blank lines; the reason of a "<json>" reject names the physical line number too). A record
 with several problems has one reject per problem; rejects are ordered by record number.
 """
 
-from transforms.parse.file import ParsedFile, parse_file, rejected_file
+from transforms.parse.file import ParsedFile, parse_array_items, parse_file, rejected_file
 from transforms.parse.plausibility import DEFAULT_LIMITS, ParseLimits
 from transforms.parse.tally import (
     FILE_FIELD,
@@ -45,6 +46,7 @@ __all__ = [
     "REJECT_COUNTS",
     "ParseLimits",
     "ParsedFile",
+    "parse_array_items",
     "parse_file",
     "rejected_file",
 ]

@@ -52,6 +52,10 @@ def parse_file(
     if data.startswith(BOM):
         data = data[len(BOM) :]
     raw = _read(Reader(spec, limits.max_reject_details), data)
+    return _parsed(raw, spec, source_file, limits)
+
+
+def _parsed(raw: Raw, spec: SourceTable, source_file: str, limits: ParseLimits) -> ParsedFile:
     typed = type_rows(raw.frame, spec, limits)
     return ParsedFile(
         rows=typed.rows,
@@ -60,6 +64,18 @@ def parse_file(
         records_rejected=raw.found.records + typed.bad_records,
         reject_counts=_counts(raw, typed),
     )
+
+
+def parse_array_items(
+    items: bytes, table: str, source_file: str, limits: ParseLimits = DEFAULT_LIMITS
+) -> ParsedFile:
+    """The inside of a JSON array of `table` records (brackets excluded), exactly as
+    `parse_file(b"[" + items + b"]", ...)` parses it, without first copying it into an array:
+    the streamed pieces of an array file (transforms/chunks.py) are such insides."""
+    spec = _spec(table)
+    reader = Reader(spec, limits.max_reject_details)
+    raw = reader.array(items, 0, len(items), whole=lambda: b"[" + items + b"]")
+    return _parsed(raw, spec, source_file, limits)
 
 
 def rejected_file(table: str, source_file: str, reason: str) -> ParsedFile:

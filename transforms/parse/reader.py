@@ -19,6 +19,7 @@ surrogate escape goes through json: a string with a lone surrogate rejects its r
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from transforms.parse.json_lines import first_line_is_bad, read_lines_slow
@@ -50,13 +51,17 @@ class Reader(Records):
     def empty(self) -> Raw:
         return Raw(self.numbered(self.no_rows()), Found(self.cap), 0)
 
-    def array(self, data: bytes, start: int, end: int) -> Raw:
-        """The array whose inside is data[start:end], of a bare or wrapped file."""
+    def array(
+        self, data: bytes, start: int, end: int, whole: Callable[[], bytes] | None = None
+    ) -> Raw:
+        """The array whose inside is data[start:end], of a bare or wrapped file (`whole` gives
+        the file's bytes when `data` holds only the inside: the slow paths read the file)."""
+        whole = whole or (lambda: data)
         # Looked at in place: the one copy of the inside is the rewrite Polars reads.
         if has_surrogate_escape(data, start, end) or (
-            _non_json_numbers(data, start, end) and not _strict(data)
+            _non_json_numbers(data, start, end) and not _strict(whole())
         ):
-            return self.document(data)
+            return self.document(whole())
         attempts = (False, True) if data.find(b"\n", start, end) != -1 else (False,)
         for join_lines in attempts:
             try:
@@ -64,7 +69,7 @@ class Reader(Records):
             except READ_ERRORS:
                 continue
             return Raw(self.numbered(frame), Found(self.cap), frame.height)
-        return self.document(data)
+        return self.document(whole())
 
     def lines(self, data: bytes) -> Raw:
         if has_surrogate_escape(data):
