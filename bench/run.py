@@ -5,7 +5,9 @@ Measures the pipeline on synthetic data and writes `bench/results/report.md` and
 interpreter (`bench.worker`); each figure is the median of several runs in this invocation.
 
 1. baseline: N sales orders + dimensions from an empty processed root (wall, rows/s, MB/s, RSS)
-2. floor: the same sales_order file read by Polars with an explicit schema, one Delta write
+2. floor: the same sales_order file read by Polars with an explicit schema, one Delta write;
+   and dlt (filesystem read_jsonl -> Delta, append; bench.reference, its own .venv-dlt, one run,
+   skipped with a note when it cannot be installed) as a second reference row
 3. incremental: one update file of 1,000 changed orders applied to a 100k- and a 1M-row fact
 4. many small runs: consecutive runs of one small update file each, then `maintain`
 5. cold start: importing the Lambda handler module in a fresh interpreter
@@ -32,6 +34,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from bench import reference
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
@@ -54,6 +58,7 @@ TARGETS = {
     "bad_lines_over_clean": 3.0,  # "at most a few times a clean file"
     "empty_records_rss_mb": 500,
 }
+DLT_REPEATS = 1  # dlt runs per baseline measurement (it is ~30x the pipeline's wall)
 BAD_INPUT_LINES = 200_000  # records of the clean / broken JSON Lines files
 EMPTY_RECORDS = 1_000_000
 
@@ -149,7 +154,8 @@ def bench_baseline(work: Path, orders: int, repeats: int) -> dict[str, Any]:
     ingestion = work / f"ingestion-{orders}"
     say(f"generating a baseline of {orders:,} orders")
     size = generate(ingestion, orders)
-    pipeline_runs, floor_runs = [], []
+    pipeline_runs, floor_runs, dlt_runs = [], [], []
+    dlt, dlt_note = reference.dlt_python()
     for repeat in range(repeats):
         processed = work / "processed-baseline"
         shutil.rmtree(processed, ignore_errors=True)
@@ -163,10 +169,21 @@ def bench_baseline(work: Path, orders: int, repeats: int) -> dict[str, Any]:
         os.sync()
         say(f"floor {repeat + 1}/{repeats}")
         floor_runs.append(worker("floor", {"ingestion": str(ingestion), "out": str(floor_out)}))
+        if dlt is not None and repeat < DLT_REPEATS:  # ~30x slower: a reference, not a race
+            shutil.rmtree(work / "dlt", ignore_errors=True)
+            say(f"dlt {repeat + 1}/{min(repeats, DLT_REPEATS)}")
+            dlt_runs.append(reference.run_dlt(dlt, ingestion, work / "dlt"))
     shutil.rmtree(work / "floor", ignore_errors=True)
+    shutil.rmtree(work / "dlt", ignore_errors=True)
     wall = median(r["wall_s"] for r in pipeline_runs)
     floor_wall = median(r["wall_s"] for r in floor_runs)
+    dlt_wall = median(r["wall_s"] for r in dlt_runs) if dlt_runs else None
     return {
+        "dlt_note": dlt_note,
+        "dlt_wall_s": dlt_wall,
+        "dlt_peak_rss_mb": median(r["peak_rss_mb"] for r in dlt_runs) if dlt_runs else None,
+        "dlt_rows": dlt_runs[0]["rows"] if dlt_runs else None,
+        "dlt_over_pipeline": dlt_wall / wall if dlt_wall else None,
         "orders": orders,
         "input_mb": size / 1e6,
         "wall_s": wall,
@@ -417,6 +434,7 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         f"| floor | {b['floor_wall_s']:.2f} s | {b['floor_run_s']:.2f} s "
         f"| {b['orders'] / b['floor_wall_s']:,.0f} | {b['input_mb'] / b['floor_wall_s']:.1f} "
         f"| {b['floor_peak_rss_mb']:.0f} MiB |",
+        *dlt_row(b),
         "",
         f"Pipeline ÷ floor: **{b['ratio']:.2f}** (wall). Individual walls: pipeline "
         f"{', '.join(f'{w:.2f}' for w in b['walls'])}; floor "
@@ -518,6 +536,20 @@ def write_report(results: dict[str, Any], path: Path) -> None:
             "",
         ]
     path.write_text("\n".join(lines))
+
+
+def dlt_row(b: dict[str, Any]) -> list[str]:
+    """The dlt reference row of the baseline table, and its ratio (or why it is missing)."""
+    if not b.get("dlt_wall_s"):
+        return ["", f"dlt: {b.get('dlt_note', 'not measured')}."]
+    return [
+        f"| dlt ({b['dlt_note']}: filesystem `read_jsonl` → Delta, append) "
+        f"| {b['dlt_wall_s']:.2f} s | | {b['orders'] / b['dlt_wall_s']:,.0f} "
+        f"| {b['input_mb'] / b['dlt_wall_s']:.1f} | {b['dlt_peak_rss_mb']:.0f} MiB |",
+        "",
+        f"Pipeline ÷ floor **{b['ratio']:.2f}**; dlt ÷ pipeline **{b['dlt_over_pipeline']:.1f}** "
+        f"(dlt loaded {b['dlt_rows']:,} rows, one run).",
+    ]
 
 
 def bad_input_lines(bad: dict[str, Any] | None) -> list[str]:

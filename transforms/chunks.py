@@ -27,11 +27,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-_BOM = b"\xef\xbb\xbf"
-_NOT_WS = re.compile(rb"[^ \t\r\n]")
-_WRAPPED_HEAD = re.compile(rb'\{[ \t\r\n]*"(?:[^"\\]|\\.)*"[ \t\r\n]*:[ \t\r\n]*\[')
-_RECORD_SEPARATOR = re.compile(rb"\}[ \t\r\n]*,[ \t\r\n]*\{")
-_WS = frozenset(b" \t\r\n")
+from transforms.parse.shapes import NOT_WS, RECORD_SEPARATOR, locate
+
 _LINE_IN_REASON = re.compile(r"\bline (\d+)")
 
 PROBE_BYTES = 64 * 1024
@@ -72,27 +69,12 @@ Read = Callable[[int, int], bytes]  # (start, end) -> the file's bytes [start, e
 
 def layout(head: bytes, tail: bytes, size: int) -> Layout | None:
     """How a file of `size` bytes starting with `head` and ending with `tail` holds its records,
-    decided as `parse_file` decides it; None for anything else (not streamed)."""
-    offset = len(_BOM) if head.startswith(_BOM) else 0
-    first = _NOT_WS.search(head, offset)
-    if first is None:
+    decided as `parse_file` decides it (transforms/parse/shapes.py); None for anything else (not
+    streamed)."""
+    shape = locate(head, tail, size)
+    if shape is None or shape.kind == "document":
         return None
-    start = first.start()
-    ends = [i for i in range(len(tail) - 1, -1, -1) if tail[i] not in _WS]
-    if not ends:
-        return None
-    tail_base = size - len(tail)
-    last = ends[0]
-    if head[start] == ord("[") and tail[last] == ord("]"):
-        return Layout("array", start + 1, tail_base + last)
-    if head[start] != ord("{"):
-        return None
-    wrapped = _WRAPPED_HEAD.match(head, start)
-    if wrapped is not None and tail[last] == ord("}") and len(ends) > 1:
-        close = ends[1]
-        if tail[close] == ord("]") and tail_base + close >= wrapped.end():
-            return Layout("array", wrapped.end(), tail_base + close)
-    return Layout("lines", offset, size)
+    return Layout(shape.kind, shape.start, shape.end)
 
 
 def pieces(read: Read, layout: Layout, chunk_bytes: int) -> Iterator[Piece]:
@@ -118,7 +100,7 @@ def pieces(read: Read, layout: Layout, chunk_bytes: int) -> Iterator[Piece]:
                 body, next_at = block[: cut[0]], at + cut[1]
         if not body:
             return
-        if _NOT_WS.search(body):
+        if NOT_WS.search(body):
             yield Piece(body, layout.kind, at, at + len(body), lines_before)
         if layout.kind == "lines":
             lines_before += body.count(b"\n")
@@ -146,7 +128,7 @@ def _boundary(block: bytes, kind: Kind) -> tuple[int, int] | None:
         at = block.rfind(b"}", 0, at)
         if at == -1:
             return None
-        separator = _RECORD_SEPARATOR.match(block, at)
+        separator = RECORD_SEPARATOR.match(block, at)
         if separator is not None and separator.end() <= len(block):
             # the piece ends with the `}`, the next starts at the `{`
             return at + 1, separator.end() - 1

@@ -632,6 +632,8 @@ def test_real_sales_order_snapshot() -> None:
 @pytest.mark.parametrize("table", sorted(SOURCE_TABLES))
 def test_real_snapshot_tables_parse_cleanly(table: str) -> None:
     path = require_real_snapshot() / f"{table}.jsonl"
+    if not path.exists():  # the Purchases and Payments tables are in the later snapshot only
+        path = path.parent.with_name("totesys-2024-11-15") / f"{table}.jsonl"
     parsed = parse_file(path.read_bytes(), table, f"baseline/{table}-20241114T1020Z.jsonl")
     assert parsed.rejects.is_empty(), parsed.rejects.head(5).to_dicts()
     assert parsed.rows.height == parsed.records_read > 0
