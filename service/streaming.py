@@ -43,7 +43,14 @@ from service.storage import Storage
 from transforms import chunks, fact_versions
 from transforms.fact_spec import FactSpec
 from transforms.facts import FACTS_BY_SOURCE
-from transforms.parse import JSON_FIELD, REJECT_COUNTS, ParsedFile, ParseLimits, parse_file
+from transforms.parse import (
+    JSON_FIELD,
+    REJECT_COUNTS,
+    ParsedFile,
+    ParseLimits,
+    parse_array_items,
+    parse_file,
+)
 from transforms.schemas import REJECTS, SOURCE_TABLES
 
 log = logging.getLogger("totesys.streaming")
@@ -463,7 +470,10 @@ def _parsed_pieces(
     for each in pieces:
         piece = chunks.joined(read, pending, each) if pending is not None else each
         pending = None
-        result = parse_file(piece.data, table, key, limits)
+        if piece.kind == "array":  # its inside, with no copy into an array first
+            result = parse_array_items(piece.body, table, key, limits)
+        else:
+            result = parse_file(piece.body, table, key, limits)
         if (result.rejects["record_number"] == 0).any():
             if len(piece.body) > MAX_JOINED * chunk_bytes:
                 raise NotStreamable("a part of the file does not read as records on its own")
