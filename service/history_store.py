@@ -104,7 +104,7 @@ class HistoryStore:
             update = history.apply_versions(spec, old, new, exists)
             if not update.empty:
                 plan.updates[name] = update
-        if self._seeds:
+        if plan.new:  # a root written before the history: every dimension starts it now
             self._upgrade(plan)
         plan.seeds = dict(self._seeds)
         return plan

@@ -52,7 +52,7 @@ def test_write_rewrites_a_stale_block(tmp_path: Path) -> None:
 def test_one_glue_delta_table_per_star_table(cfn: dict[str, Any]) -> None:
     tables = _of_type(cfn, "AWS::Glue::Table")
     by_name = {t["Properties"]["TableInput"]["Name"]: t["Properties"] for t in tables.values()}
-    assert set(by_name) == set(TABLE_PATHS) and len(by_name) == 11
+    assert set(by_name) == set(TABLE_PATHS) and len(by_name) == 11 + 7  # stars + histories
     assert {"fact_purchase_order", "fact_payment", "dim_transaction", "dim_payment_type"} <= set(
         by_name
     )
