@@ -218,14 +218,16 @@ def member_states(
         return empty_history(spec)
     states = _built_states(spec, histories, own).sort([spec.key, "_at"])
     values = [c for c in spec.schema if c != spec.key]
-    first = pl.int_range(pl.len()).over(spec.key) == 0
-    moved = pl.any_horizontal(
-        [pl.col(c).ne_missing(pl.col(c).shift(1).over(spec.key)) for c in values]
-    )
+    # Sorted by member: plain shifts compare each state with the member's previous one (a
+    # window per member, `.over`, cost ~2 s on 400k transactions).
+    member = pl.col(spec.key)
+    first = member.ne_missing(member.shift(1))
+    moved = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c).shift(1)) for c in values])
     kept = states.filter(first | moved)
+    same_member_next = member.eq_missing(member.shift(-1))
     return kept.with_columns(
         pl.col("_at").alias("valid_from"),
-        pl.col("_at").shift(-1).over(spec.key).alias("valid_to"),
+        pl.when(same_member_next).then(pl.col("_at").shift(-1)).alias("valid_to"),
     ).select(
         *[pl.col(c).cast(t) for c, t in spec.schema.items()],
         pl.col("valid_from").cast(TIMESTAMP),
