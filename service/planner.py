@@ -37,6 +37,15 @@ class PlannedFile:
     key: IngestionKey
 
 
+def application_order(item: PlannedFile) -> tuple[object, ...]:
+    """By file-name timestamp, a baseline before an update at the same instant; and at the same
+    instant the dimensions' source files before the facts', so a fact finds the members that
+    arrived with it instead of making placeholders for them (a baseline of every table at once:
+    no 400k inferred transactions to replace a moment later)."""
+    at, kind, key = ingestion_order(item.key)
+    return (at, kind, item.key.table in FACTS_BY_SOURCE, key)
+
+
 def is_streamed(table: str, size: int, chunk_bytes: int) -> bool:
     """A fact's source file larger than a piece is read and applied in pieces."""
     return table in FACTS_BY_SOURCE and size > chunk_bytes
@@ -81,7 +90,7 @@ class Planner:
             outcome = self._plan_one(obj, planned)
             if outcome is not None:
                 decided.append(outcome)
-        planned.sort(key=lambda p: ingestion_order(p.key))
+        planned.sort(key=application_order)
         return planned, decided
 
     def _plan_one(self, obj: ObjectInfo, planned: list[PlannedFile]) -> FileOutcome | None:
