@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{first.count('skipped')} skipped, {first.count('rejected')} rejected"
     )
     for table, rows in sorted(first.rows_written.items()):
-        console.print(f"  {table:<30} {rows:>8,} rows written")
+        console.print(f"  {table:<36} {rows:>8,} rows written")
 
     console.rule("3. totesys run again (nothing pending: nothing committed)")
     before = {i.name: i.version for i in queries.table_infos(pipeline.lake)}

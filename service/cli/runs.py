@@ -149,7 +149,7 @@ def _print_run(summary: RunSummary) -> None:
     if not summary.files:
         out.print("nothing to do: no pending files")
     for table, rows in sorted(summary.rows_written.items()):
-        out.print(f"  {table:<32} {rows:>10,} rows written")
+        out.print(f"  {table:<36} {rows:>10,} rows written")
     for item in result["rejected_content"]:
         out.print(f"[yellow]rejected content[/yellow] {item['key']}: {item['reason']}")
         for problem in item["problems"][:5]:
