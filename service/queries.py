@@ -166,13 +166,6 @@ class VersionState:
     row: dict[str, object] | None
     deleted_at: datetime | None = None
 
-    @property
-    def sales_order_id(self) -> int:  # the sales routes' name for it
-        return self.ident
-
-
-SaleState = VersionState
-
 
 def state_of(lake: Lake, spec: FactSpec, ident: int, as_of: datetime | None = None) -> VersionState:
     """One id now or as of a business time; says whether it was deleted or never existed."""

@@ -34,7 +34,7 @@ import polars as pl
 from service.batch import BatchTail, finish_batch
 from service.context import RunContext
 from service.fact_index import BUCKET_IDS, FactIndex, bucket_of
-from service.fact_store import Baseline, FactStore, deletion_skipped
+from service.fact_store import FactStore, deletion_skipped
 from service.lake import ALL_PATHS, DataFile
 from service.outcomes import RunSummary, file_outcome
 from service.planner import PlannedFile
@@ -329,7 +329,6 @@ class _StreamedFile:
         """`delete` versions for the live stored ids the baseline lacks, one index bucket at a
         time (every id of the file is in the snapshot, so only stored versions can be deleted)."""
         spec, key = self.spec, self.item.key
-        baseline = Baseline(self.seq, key, pl.Series([], dtype=pl.Int32()), 0)
         gone: list[pl.Series] = []
         for bucket in sorted(self.index.present):
             low = bucket * BUCKET_IDS
@@ -353,7 +352,7 @@ class _StreamedFile:
             return pl.DataFrame()
         latest = fact_versions.latest_versions(spec, full)
         return fact_versions.deletion_versions(
-            spec, latest, baseline.ids, key.timestamp, key.key, self.seq
+            spec, latest, pl.Series([], dtype=spec.id_dtype), key.timestamp, key.key, self.seq
         )
 
     def finish(self) -> None:

@@ -29,10 +29,6 @@ def _wants_html(request: Request) -> bool:
 def install(app: FastAPI) -> None:
     title = f"{app.title} API"
 
-    def document() -> JSONResponse:
-        body: dict[str, Any] = app.openapi()
-        return JSONResponse(body)
-
     async def api_caller(request: Request, bearer: BearerDep) -> None:
         """The API's authentication; a browser without a header goes to the console's docs."""
         try:
@@ -51,29 +47,26 @@ def install(app: FastAPI) -> None:
     async def to_console_docs(request: Request, exc: _ToConsoleDocs) -> Response:
         return RedirectResponse(exc.target, status_code=303)
 
-    @app.get("/openapi.json", include_in_schema=False, dependencies=api)
+    _add_pages(app, "", api, title)
+    _add_pages(app, "/console", console, title)
+
+
+def _add_pages(app: FastAPI, prefix: str, dependencies: list[Any], title: str) -> None:
+    """The document, Swagger UI and ReDoc under `prefix`, loading the document beside them."""
+    document_url = f"{prefix}/openapi.json"
+
+    @app.get(document_url, include_in_schema=False, dependencies=dependencies)
     async def openapi_document() -> JSONResponse:
-        return document()
+        body: dict[str, Any] = app.openapi()
+        return JSONResponse(body)
 
-    @app.get("/docs", include_in_schema=False, dependencies=api)
+    @app.get(f"{prefix}/docs", include_in_schema=False, dependencies=dependencies)
     async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=title)
+        return get_swagger_ui_html(openapi_url=document_url, title=title)
 
-    @app.get("/redoc", include_in_schema=False, dependencies=api)
+    @app.get(f"{prefix}/redoc", include_in_schema=False, dependencies=dependencies)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title=title)
-
-    @app.get("/console/openapi.json", include_in_schema=False, dependencies=console)
-    async def console_openapi_document() -> JSONResponse:
-        return document()
-
-    @app.get("/console/docs", include_in_schema=False, dependencies=console)
-    async def console_swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/console/openapi.json", title=title)
-
-    @app.get("/console/redoc", include_in_schema=False, dependencies=console)
-    async def console_redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/console/openapi.json", title=title)
+        return get_redoc_html(openapi_url=document_url, title=title)
 
 
 class _ToConsoleDocs(Exception):
