@@ -59,7 +59,7 @@ checkov: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run
-	$(PY) -m bench.streaming --orders 500000,1000000 --out bench/results/streaming-small
+	$(PY) -m bench.streaming --orders 500000,1000000 --shapes jsonl,wrapped,stars --out bench/results/streaming-small
 	$(PY) -m bench.s3_requests --runs 500 --maintain-every 48
 
 # One sales_order baseline of 1M and of 10M orders in ONE file, JSON Lines and wrapped array

@@ -13,6 +13,7 @@ history states are recomputed from the same versions).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from service.history_store import HistoryStore
 from service.lake import TABLE_PATHS
 from service.ledger import FileOutcome
 from service.outcomes import RunSummary, file_outcome, internal_error
+from service.pieces import NotStreamable, parse_in_pieces
 from service.planner import PlannedFile
 from service.storage import StorageError, UnreadableObject
 from transforms.dimensions import DIMENSIONS
@@ -55,13 +57,25 @@ class BatchTail:
 
 
 def read_and_parse(ctx: RunContext, item: PlannedFile) -> ParsedFile:
-    """One file, isolated: whatever goes wrong with it rejects it, never the run.
+    """One file, isolated: whatever goes wrong with it rejects it, never the run. A file
+    larger than a piece is parsed in pieces (service/pieces.py): the batch holds its typed rows,
+    not its text.
 
     A storage error that is not about this object (the store unreachable after retries)
     still fails the run: the file is fine and stays pending for the next one.
     """
     key = item.key.key
     try:
+        if item.info.size > ctx.settings.chunk_bytes:
+            with contextlib.suppress(NotStreamable):  # then it is parsed whole
+                return parse_in_pieces(
+                    ctx.ingestion,
+                    item.info.key,
+                    item.info.size,
+                    item.key.table,
+                    ctx.settings.chunk_bytes,
+                    ctx.limits,
+                )
         data = ctx.ingestion.read(item.info.key)
         return parse_file(data, item.key.table, key, ctx.limits)
     except UnreadableObject as exc:

@@ -58,6 +58,9 @@ class DimensionStore:
             self._mirrors[table] = stored
             return stored
         latest, key = incoming[table]
+        if stored.is_empty():  # a first baseline: the incoming rows are the mirror
+            self._mirrors[table] = latest
+            return latest
         both = pl.concat(
             [
                 stored.with_columns(pl.lit(1, dtype=pl.Int8).alias("_stored")),

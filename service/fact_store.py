@@ -88,13 +88,13 @@ class FactStore:
             self.rebuild_index(handle)
 
     def stored_versions(self, ids: pl.Series | None) -> pl.DataFrame:
-        """Stored (id, last_updated, change_type) of the index buckets these ids fall in (every
-        bucket, with data file paths, if None: a baseline's index write rewrites them)."""
+        """The stored (id, last_updated) of these ids; if None, every stored version with its
+        change type and data file path (a baseline's deletions and index write need them)."""
         self.make_index_current()
         present = self.state.index_buckets
         if ids is None:
             return self.index.read(present, present)
-        return self.index.read(bucket_of(ids), present, columns=self.spec.index_key_columns)
+        return self.index.read(bucket_of(ids), present, columns=self.spec.version_key, ids=ids)
 
     def rebuild_index(self, handle: DeltaTable | None) -> None:
         """After a crash between the fact commit and the index write (or on a root written before

@@ -74,6 +74,10 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 
 
 CHECKPOINT_INTERVAL = 10
+# An append of at least this many rows writes its Parquet file with Polars and commits it
+# itself (Lake._own_write); a smaller one goes through delta-rs, whose kept handle needs no
+# reopening afterwards (a small run's S3 requests).
+OWN_WRITE_ROWS = 50_000
 NEW_TABLE_CONFIGURATION: dict[str, str | None] = {
     "delta.checkpointInterval": str(CHECKPOINT_INTERVAL)
 }
@@ -291,6 +295,8 @@ class Lake:
         if frame.is_empty():
             return 0
         handle = self.table(name)
+        if frame.height >= OWN_WRITE_ROWS and self._own_write(name, frame, handle, run_id):
+            return frame.height
         self.before_commit(name)
         write_deltalake(
             handle if handle is not None else self.uri(name),
@@ -304,6 +310,25 @@ class Lake:
         )
         self._after_commit(name, "WRITE")
         return frame.height
+
+    def _own_write(
+        self, name: str, frame: pl.DataFrame, handle: DeltaTable | None, run_id: str | None
+    ) -> bool:
+        """A large append as one Parquet file written by Polars and our own commit: Polars'
+        writer takes a third to a half of delta-rs's time for the same rows (a baseline's big
+        dimension sources are written four times: mirror, dimension, source history, dimension
+        history). Only when the frame has the table's schema exactly (a new table takes the
+        frame's, as delta-rs would); else, or if the table moved on, False: delta-rs writes."""
+        if handle is not None and frame.schema != (
+            pl.scan_delta(handle, storage_options=self.options).collect_schema()
+        ):
+            return False
+        version = handle.version() if handle is not None else None
+        data_file = self.write_data_file(name, frame)
+        if not self.commit_data_files(name, [data_file], run_id, version, dict(frame.schema)):
+            return False
+        self._after_commit(name, "WRITE")
+        return True
 
     def replace_where(
         self, name: str, frame: pl.DataFrame, predicate: str, run_id: str | None
@@ -383,9 +408,12 @@ class Lake:
         path = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
         buffer = io.BytesIO()
         frame.write_parquet(buffer, compression="snappy", statistics=True)
-        data = buffer.getvalue()
-        self.storage.write(f"{ALL_PATHS[name]}/{path}", data)
-        return DataFile(path, len(data), frame.height, file_statistics(frame))
+        data = buffer.getbuffer()  # no copy: a baseline's dimension files are tens of MB
+        try:
+            self.storage.write(f"{ALL_PATHS[name]}/{path}", data)
+            return DataFile(path, len(data), frame.height, file_statistics(frame))
+        finally:
+            data.release()
 
     def commit_data_files(
         self,

@@ -25,8 +25,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from service import pieces, streaming
 from service import run as books
-from service import streaming
 from service.batch import apply_batch
 from service.catalog import Catalog
 from service.context import RunContext
@@ -198,7 +198,7 @@ class Pipeline:
                 say = (lambda message: progress(message, done, total)) if progress else None
                 streaming.apply_streamed(self.ctx, item, done, summary, say)
                 return
-            except streaming.NotStreamable as exc:
+            except pieces.NotStreamable as exc:
                 log.warning("%s is applied whole: %s", item.key.key, exc)
         say_done = (lambda message, n: progress(message, n, total)) if progress else None
         apply_batch(self.ctx, batch, summary, done, say_done)

@@ -49,7 +49,8 @@ class Storage(Protocol):
     def read_if_exists(self, key: str) -> bytes | None: ...
     def read_range(self, key: str, start: int, end: int) -> bytes: ...
     def delete_many(self, keys: builtins.list[str]) -> None: ...
-    def write(self, key: str, data: bytes) -> None: ...
+    # `data`: bytes, or a view of a buffer (a Parquet file written into memory, not copied)
+    def write(self, key: str, data: bytes | memoryview) -> None: ...
     def put_if_absent(self, key: str, data: bytes) -> bool: ...
     def delete(self, key: str) -> None: ...
     def exists(self, key: str) -> bool: ...
@@ -143,7 +144,7 @@ class LocalStorage:
         for key in keys:
             self.delete(key)
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes | memoryview) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
@@ -311,8 +312,9 @@ class S3Storage:
         if must_exist_with_content and not page.get("KeyCount", len(page.get("Contents", []))):
             raise StorageError(f"{role} root {self.uri} does not exist (nothing under it)")
 
-    def write(self, key: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+    def write(self, key: str, data: bytes | memoryview) -> None:
+        body = data.tobytes() if isinstance(data, memoryview) else data  # botocore: bytes
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         from botocore.exceptions import ClientError

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -37,47 +37,26 @@ from service.fact_index import BUCKET_IDS, FactIndex, bucket_of
 from service.fact_store import FactStore, deletion_skipped
 from service.lake import ALL_PATHS, DataFile
 from service.outcomes import RunSummary, file_outcome
+from service.pieces import (
+    NotStreamable,
+    Problems,
+    parsed_pieces,
+    piece_reader,
+    read_pieces,
+)
 from service.planner import PlannedFile
 from service.references import Referenced, calendar_extension, inferred_members
-from service.storage import Storage
 from transforms import chunks, fact_versions
 from transforms.fact_spec import FactSpec
 from transforms.facts import FACTS_BY_SOURCE
 from transforms.parse import (
-    JSON_FIELD,
-    REJECT_COUNTS,
     ParsedFile,
-    ParseLimits,
-    parse_array_items,
-    parse_file,
 )
-from transforms.schemas import REJECTS, SOURCE_TABLES
 
 log = logging.getLogger("totesys.streaming")
 
-HEAD_BYTES = 64 * 1024  # enough to see how a file holds its records
-TAIL_BYTES = 4 * 1024
 CACHED_BUCKETS = 4  # fact index buckets kept while pieces are applied
-MAX_JOINED = 4  # pieces that do not read alone are joined up to this many times the piece size
 LAST_PIECE = 999_999  # the spill name of the deletions, after every piece
-
-
-class NotStreamable(Exception):
-    """The file must be applied the whole-file way (the reason says why)."""
-
-
-def read_pieces(storage: Storage, key: str, size: int, chunk_bytes: int) -> Iterator[chunks.Piece]:
-    """The file's records in pieces of about `chunk_bytes`, one ranged read each."""
-    head = storage.read_range(key, 0, min(size, HEAD_BYTES))
-    tail = storage.read_range(key, max(0, size - TAIL_BYTES), size)
-    layout = chunks.layout(head, tail, size)
-    if layout is None:
-        raise NotStreamable("neither JSON Lines nor an array of records")
-    return chunks.pieces(_reader(storage, key), layout, chunk_bytes)
-
-
-def _reader(storage: Storage, key: str) -> chunks.Read:
-    return lambda start, end: storage.read_range(key, start, end)
 
 
 class _SeenIds:
@@ -179,52 +158,6 @@ class _Referenced:
         return pl.DataFrame(out, schema=schema)
 
 
-class _Problems:
-    """The file's rejects: the first `cap` in detail (as parse_file keeps them), all counted."""
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.details: list[pl.DataFrame] = []
-        self.detailed = 0
-        self.counts: list[pl.DataFrame] = []
-        self.records_rejected = 0
-
-    def add(self, result: ParsedFile, records_before: int, lines_before: int) -> None:
-        if result.rejects.height and self.detailed < self.cap:
-            part = _in_file(
-                result.rejects.head(self.cap - self.detailed), records_before, lines_before
-            )
-            self.details.append(part)
-            self.detailed += part.height
-        if result.reject_counts is not None and result.reject_counts.height:
-            self.counts.append(result.reject_counts)
-        self.records_rejected += result.records_rejected
-
-    def parsed_file(self, table: str, records: int) -> ParsedFile:
-        rejects = (
-            pl.concat(self.details, how="vertical_relaxed").select(
-                [pl.col(c).cast(t) for c, t in REJECTS.items()]
-            )
-            if self.details
-            else pl.DataFrame(schema=REJECTS)
-        )
-        counts = (
-            pl.concat(self.counts)
-            .group_by("field", "reason")
-            .agg(pl.col("count").sum())
-            .sort(["count", "field", "reason"], descending=[True, False, False])
-            if self.counts
-            else pl.DataFrame(schema=REJECT_COUNTS)
-        )
-        return ParsedFile(
-            rows=pl.DataFrame(schema=SOURCE_TABLES[table].columns),
-            rejects=rejects,
-            records_read=records,
-            records_rejected=self.records_rejected,
-            reject_counts=counts,
-        )
-
-
 class _StreamedFile:
     """One large file applied in pieces: the versions each piece adds, written as data files
     and spilled index rows, committed at the end."""
@@ -238,7 +171,7 @@ class _StreamedFile:
         self.index = _IndexCache(self.store.index, self.store.state.index_buckets)
         self.seen = _SeenIds(self.spec.id_column)
         self.referenced = _Referenced(self.spec)
-        self.problems = _Problems(ctx.limits.max_reject_details)
+        self.problems = Problems(ctx.limits.max_reject_details)
         self.written: list[DataFile] = []
         self.touched: set[int] = set()
         self.records = self.good_rows = 0
@@ -283,7 +216,7 @@ class _StreamedFile:
 
     def apply_piece(self, number: int, piece: chunks.Piece, result: ParsedFile) -> None:
         spec = self.spec
-        self.problems.add(result, self.records, piece.lines_before)
+        self.problems.add(result, self.records, piece)
         rows = result.rows.with_columns(
             pl.col("record_number") + self.records,
             pl.lit(self.item.key.key).alias("source_file"),
@@ -425,8 +358,8 @@ def apply_streamed(
     streamed = _StreamedFile(ctx, item, seq, summary)
     try:
         pieces = read_pieces(ctx.ingestion, item.info.key, item.info.size, ctx.settings.chunk_bytes)
-        read = _reader(ctx.ingestion, item.info.key)
-        parsed = _parsed_pieces(
+        read = piece_reader(ctx.ingestion, item.info.key)
+        parsed = parsed_pieces(
             pieces, read, item.key.table, item.key.key, ctx.settings.chunk_bytes, ctx.limits
         )
         for number, (piece, result) in enumerate(parsed):
@@ -442,42 +375,3 @@ def apply_streamed(
     finally:
         streamed.writer.shutdown(wait=True)
         shutil.rmtree(streamed.spill, ignore_errors=True)
-
-
-def _in_file(rejects: pl.DataFrame, records_before: int, lines_before: int) -> pl.DataFrame:
-    """A piece's rejects with the file's record numbers (and line numbers in the reasons)."""
-    reasons = [
-        chunks.shift_line_number(reason, lines_before) if field == JSON_FIELD else reason
-        for reason, field in zip(rejects["reason"], rejects["field"], strict=True)
-    ]
-    return rejects.with_columns(
-        pl.col("record_number") + records_before, pl.Series("reason", reasons, dtype=pl.String())
-    )
-
-
-def _parsed_pieces(
-    pieces: Iterator[chunks.Piece],
-    read: chunks.Read,
-    table: str,
-    key: str,
-    chunk_bytes: int,
-    limits: ParseLimits,
-) -> Iterator[tuple[chunks.Piece, ParsedFile]]:
-    """Each piece parsed on its own; a piece that does not read as records (a cut inside a
-    string, say) is joined with the next one and parsed again."""
-    pending: chunks.Piece | None = None
-    for each in pieces:
-        piece = chunks.joined(read, pending, each) if pending is not None else each
-        pending = None
-        if piece.kind == "array":  # its inside, with no copy into an array first
-            result = parse_array_items(piece.body, table, key, limits)
-        else:
-            result = parse_file(piece.body, table, key, limits)
-        if (result.rejects["record_number"] == 0).any():
-            if len(piece.body) > MAX_JOINED * chunk_bytes:
-                raise NotStreamable("a part of the file does not read as records on its own")
-            pending = piece
-            continue
-        yield piece, result
-    if pending is not None:
-        raise NotStreamable("the end of the file does not read as records on its own")

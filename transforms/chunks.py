@@ -17,7 +17,7 @@ does not read. The same holds for any piece the parser reads as something other 
 
 Record numbers: the records of a piece are numbered from 1 by `parse_file`; the caller adds the
 records of the pieces before it, and for JSON Lines the physical lines before the piece to the
-line numbers rejects name (`Piece.lines_before`).
+line numbers rejects name (`Piece.lines_before`, counted only for a piece with such rejects).
 """
 
 from __future__ import annotations
@@ -46,6 +46,31 @@ class Layout:
     end: int
 
 
+COUNT_BLOCK = 8 * 1024 * 1024  # bytes read at a time to count lines
+
+
+class LineCount:
+    """Physical lines of a JSON Lines file between its records' start and an offset, counted
+    only when asked: a reject's line number needs it, a clean file never does (counting every
+    piece's line breaks cost ~0.13 s per 1M orders). Pieces are asked in file order, so the
+    count goes on from the last offset asked."""
+
+    def __init__(self, read: Read, layout: Layout) -> None:
+        self.read, self.layout = read, layout
+        self.at, self.lines = layout.start, 0
+
+    def before(self, offset: int) -> int:
+        if self.layout.kind != "lines":
+            return 0  # an array's records carry no line numbers of their own
+        if offset < self.at:  # asked out of order: count again from the start
+            self.at, self.lines = self.layout.start, 0
+        while self.at < offset:
+            end = min(offset, self.at + COUNT_BLOCK)
+            self.lines += self.read(self.at, end).count(b"\n")
+            self.at = end
+        return self.lines
+
+
 @dataclass(frozen=True)
 class Piece:
     """Bytes [start, end) of the file, whole records."""
@@ -54,7 +79,11 @@ class Piece:
     kind: Kind
     start: int
     end: int
-    lines_before: int  # physical lines of the file before this piece (JSON Lines)
+    line_count: LineCount
+
+    def lines_before(self) -> int:
+        """Physical lines of the file before this piece (JSON Lines; counted when asked)."""
+        return self.line_count.before(self.start)
 
     @property
     def data(self) -> bytes:
@@ -81,7 +110,7 @@ def pieces(read: Read, layout: Layout, chunk_bytes: int) -> Iterator[Piece]:
     """The records of the file in pieces of about `chunk_bytes` (more when a single record is
     larger). The boundary is looked for in the last PROBE_BYTES before the size first, so a
     piece is then read exactly, with no copy of it cut from a larger block."""
-    at, lines_before, size = layout.start, 0, chunk_bytes
+    at, size, line_count = layout.start, chunk_bytes, LineCount(read, layout)
     while at < layout.end:
         end = min(at + size, layout.end)
         if end == layout.end:
@@ -101,16 +130,14 @@ def pieces(read: Read, layout: Layout, chunk_bytes: int) -> Iterator[Piece]:
         if not body:
             return
         if NOT_WS.search(body):
-            yield Piece(body, layout.kind, at, at + len(body), lines_before)
-        if layout.kind == "lines":
-            lines_before += body.count(b"\n")
+            yield Piece(body, layout.kind, at, at + len(body), line_count)
         at, size = next_at, chunk_bytes
 
 
 def joined(read: Read, first: Piece, following: Piece) -> Piece:
     """Two consecutive pieces as one (when a cut fell inside a record)."""
     return Piece(
-        read(first.start, following.end), first.kind, first.start, following.end, first.lines_before
+        read(first.start, following.end), first.kind, first.start, following.end, first.line_count
     )
 
 

@@ -24,6 +24,8 @@ UNKNOWN = "Unknown"
 def latest_source_rows(rows: pl.DataFrame, key: str) -> pl.DataFrame:
     """The latest row of each member by the source's `last_updated` (not by arrival order);
     on a tie the later-applied file wins."""
+    if rows[key].n_unique() == rows.height:  # one row per member (a baseline): no choice
+        return rows if rows[key].is_sorted() else rows.sort(key)  # sorted: no copy
     order = ["last_updated"] + [c for c in ("file_seq", "record_number") if c in rows.columns]
     return rows.sort([key, *order]).unique(subset=key, keep="last", maintain_order=True)
 

@@ -79,7 +79,8 @@ def _in_application_order(rows: pl.DataFrame) -> bool:
         return True
     same_file = rows["file_seq"].diff().slice(1)
     later_record = rows["record_number"].diff().slice(1)
-    return bool(((same_file > 0) | ((same_file == 0) & (later_record > 0))).all())
+    in_order = (same_file > 0) | ((same_file == 0) & (later_record > 0))
+    return in_order.all(ignore_nulls=False) is True  # a null (no number) is not in order
 
 
 def latest_versions(spec: FactSpec, history: Frame) -> Frame:
@@ -123,7 +124,12 @@ def deletion_versions(
 
 def number_versions(spec: FactSpec, new: pl.DataFrame, first_id: int, run_id: str) -> pl.DataFrame:
     """Give new versions their record id (application order) and the fact's column order."""
-    ordered = new.sort(["file_seq", "record_number", spec.id_column, "last_updated"])
+    # a piece or a file in record order needs no sort (a record is one version: no ties)
+    ordered = (
+        new
+        if _in_application_order(new)
+        else new.sort(["file_seq", "record_number", spec.id_column, "last_updated"])
+    )
     return ordered.with_columns(
         pl.int_range(first_id, first_id + ordered.height, dtype=pl.Int64).alias(spec.record_id),
         pl.lit(run_id).alias("run_id"),
