@@ -184,10 +184,10 @@ class Catalog:
     def add_members(self, dimension: str, keys: pl.Series | list[int]) -> None:
         if dimension in self.members and self.members[dimension] is None:
             return  # not listed: the table is asked
-        values = keys.to_list() if isinstance(keys, pl.Series) else keys
-        if len(values) > MEMBERS_LISTED_MAX:
+        if len(keys) > MEMBERS_LISTED_MAX:  # before any list: a transaction dimension is 1M+
             self.members[dimension] = None
             return
+        values = keys.to_list() if isinstance(keys, pl.Series) else keys
         merged = set(self.members.get(dimension) or []) | {int(k) for k in values if k is not None}
         self.members[dimension] = sorted(merged) if len(merged) <= MEMBERS_LISTED_MAX else None
 

@@ -10,10 +10,12 @@ not rewritten). Everything is computed before the first commit.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import polars as pl
 
 from service.context import RunContext
+from service.lake import in_parallel
 from service.outcomes import RunSummary
 from transforms import dimensions
 from transforms.dimensions import DIMENSIONS
@@ -96,20 +98,41 @@ class DimensionStore:
     ) -> None:
         """1. source mirrors, 2. the dimensions built from them."""
         lake, run_id = self.ctx.lake, summary.run_id
-        for table, (latest, key) in incoming.items():
-            counts = lake.upsert(
-                f"source_{table}",
-                latest,
-                [key],
-                run_id,
-                update_when="s.last_updated > t.last_updated",
-            )
+        mirrors = sorted(incoming.items())
+        merged = in_parallel(
+            [
+                partial(
+                    lake.upsert,
+                    f"source_{table}",
+                    latest,
+                    [key],
+                    run_id,
+                    update_when="s.last_updated > t.last_updated",
+                )
+                for table, (latest, key) in mirrors
+            ]
+        )
+        for (table, _), counts in zip(mirrors, merged, strict=True):
             summary.add_rows(f"_state/source/{table}", counts["inserted"] + counts["updated"])
-        for name, dim in sorted(dims.items()):
-            key = DIMENSIONS[name].key
-            changed = " OR ".join(
-                f"(t.{c} IS DISTINCT FROM s.{c})" for c in dim.columns if c != key
-            )
-            counts = lake.upsert(name, dim, [key], run_id, update_when=changed)
+        built = sorted(dims.items())
+        merged = in_parallel(
+            [
+                partial(
+                    lake.upsert,
+                    name,
+                    dim,
+                    [DIMENSIONS[name].key],
+                    run_id,
+                    update_when=_changed(dim, DIMENSIONS[name].key),
+                )
+                for name, dim in built
+            ]
+        )
+        for (name, dim), counts in zip(built, merged, strict=True):
             summary.add_rows(name, counts["inserted"] + counts["updated"])
-            self.ctx.catalog.add_members(name, dim[key])
+            self.ctx.catalog.add_members(name, dim[DIMENSIONS[name].key])
+
+
+def _changed(dim: pl.DataFrame, key: str) -> str:
+    """A member is rewritten only if a value changed."""
+    return " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in dim.columns if c != key)

@@ -21,10 +21,12 @@ history is therefore written before the facts, so a batch's facts never land wit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import polars as pl
 
 from service.context import RunContext
+from service.lake import in_parallel
 from service.outcomes import RunSummary
 from transforms import dimension_history as history
 from transforms.dimensions import DIMENSIONS, dimensions_from_source
@@ -134,16 +136,23 @@ class HistoryStore:
     def commit(self, plan: HistoryPlan, summary: RunSummary) -> None:
         """3. the history tables, 4. the new source versions."""
         lake, run_id = self.ctx.lake, summary.run_id
-        for name, update in sorted(plan.updates.items()):
-            table = history.history_name(name)
-            if update.members is None:
-                lake.append(table, update.rows, run_id)
-            else:
-                key = DIMENSIONS[name].key
-                listed = ", ".join(str(int(k)) for k in update.members.to_list())
-                lake.replace_where(table, update.rows, f"{key} IN ({listed})", run_id)
-            summary.add_rows(table, update.rows.height)
-        for table, rows in sorted(plan.new.items()):
-            summary.add_rows(
-                f"_state/source_history/{table}", lake.append(_state_name(table), rows, run_id)
-            )
+        updates = sorted(plan.updates.items())
+        in_parallel([partial(self._write_history, name, u, run_id) for name, u in updates])
+        for name, update in updates:
+            summary.add_rows(history.history_name(name), update.rows.height)
+        versions = sorted(plan.new.items())
+        appended = in_parallel(
+            [partial(lake.append, _state_name(t), rows, run_id) for t, rows in versions]
+        )
+        for (table, _), rows_added in zip(versions, appended, strict=True):
+            summary.add_rows(f"_state/source_history/{table}", rows_added)
+
+    def _write_history(self, name: str, update: history.HistoryUpdate, run_id: str) -> None:
+        """One history table: created whole, or the changed members' rows replaced."""
+        lake, table = self.ctx.lake, history.history_name(name)
+        if update.members is None:
+            lake.append(table, update.rows, run_id)
+        else:
+            key = DIMENSIONS[name].key
+            listed = ", ".join(str(int(k)) for k in update.members.to_list())
+            lake.replace_where(table, update.rows, f"{key} IN ({listed})", run_id)
