@@ -44,12 +44,16 @@ class Settings(BaseSettings):
         "are split into several batches so memory stays bounded.",
     )
     chunk_bytes: int = Field(
-        32 * 1024 * 1024,
+        # under glibc's largest mmap threshold (32 MiB): a freed piece's buffer is then reused
+        # by the next piece instead of a fresh mapping faulted in page by page (reading a 1M
+        # order file in 30 MiB pieces took 0.04 s, in 32 MiB pieces 0.21 s)
+        30 * 1024 * 1024,
         description="A file of a fact's source table (sales_order, purchase_order, payment) larger "
         "than this is read and applied in pieces of about "
         "this many bytes (whole records), its fact rows committed in one commit at the end: "
         "memory is then set by this, not by the file (a 3 GB baseline needs no more than a "
-        "100 MB one). Such a file is a batch of its own.",
+        "100 MB one). Such a file is a batch of its own; a larger file of another table is "
+        "parsed in such pieces.",
     )
     lease_seconds: int = Field(
         60,
