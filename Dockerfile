@@ -19,6 +19,9 @@ RUN pip install --no-cache-dir --only-binary=:all: \
 
 COPY service/ ${LAMBDA_TASK_ROOT}/service/
 COPY transforms/ ${LAMBDA_TASK_ROOT}/transforms/
+# Bytecode built into the image: /var/task is read-only, so without it every cold start would
+# compile the project's ~110 modules again (~0.1 s).
+RUN python -m compileall -q ${LAMBDA_TASK_ROOT}/service ${LAMBDA_TASK_ROOT}/transforms
 
 # Defaults for a local `docker run`; the SAM template sets the same values
 # (tests/infra/test_template.py checks they agree).

@@ -68,6 +68,17 @@ def say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def precompile() -> None:
+    """The project's modules compiled to bytecode before anything is timed, as a Lambda image
+    ships them (Dockerfile) and as any interpreter caches them on first import; where
+    PYTHONDONTWRITEBYTECODE is set (this machine), every fresh interpreter would otherwise
+    compile ~110 modules again (~0.1 s of each measurement's wall, none of the floor's)."""
+    import compileall
+
+    for package in ("service", "transforms"):
+        compileall.compile_dir(ROOT / package, quiet=1)
+
+
 def worker(task: str, args: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; adds the wall time seen from outside."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -668,6 +679,7 @@ def main(argv: list[str] | None = None) -> None:
         write_report(saved, opts.out / "report.md")
         say(f"bad input: {json.dumps(saved['bad_input'], default=str)}")
         return
+    precompile()
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="totesys-bench-"))
     say(f"scale {opts.scale}: {scale}; working in {work}")

@@ -29,7 +29,7 @@ from statistics import median
 from typing import Any
 
 from bench import reference
-from bench.run import RESULTS, generate, machine, say, worker
+from bench.run import RESULTS, generate, machine, precompile, say, worker
 
 BASE_ORDERS = 1_000_000  # the generated baseline the larger files repeat
 STARS = "stars"  # the shape that is every table's baseline (sales, purchases, payments, dims)
@@ -334,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
 
     sizes = sorted(int(o) for o in opts.orders.split(","))
     shapes = opts.shapes.split(",")
+    precompile()
     started = time.perf_counter()
     work = opts.work or Path(tempfile.mkdtemp(prefix="totesys-bench-streaming-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ from functools import partial
 import polars as pl
 
 from service.context import RunContext
-from service.lake import in_parallel
 from service.outcomes import RunSummary
+from service.parallel import in_parallel
 from transforms import dimensions
 from transforms.dimensions import DIMENSIONS
 from transforms.facts import FACTS_BY_SOURCE

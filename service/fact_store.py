@@ -17,8 +17,8 @@ from deltalake import DeltaTable
 
 from service.catalog import FactState
 from service.context import RunContext
+from service.data_files import DataFile
 from service.fact_index import FactIndex, bucket_of
-from service.lake import DataFile
 from service.outcomes import RunSummary
 from transforms import fact_versions
 from transforms.fact_spec import FactSpec

@@ -26,8 +26,8 @@ from functools import partial
 import polars as pl
 
 from service.context import RunContext
-from service.lake import in_parallel
 from service.outcomes import RunSummary
+from service.parallel import in_parallel
 from transforms import dimension_history as history
 from transforms.dimensions import DIMENSIONS, dimensions_from_source
 from transforms.facts import FACTS_BY_SOURCE

@@ -22,16 +22,22 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
+from service.data_files import (
+    CHECKPOINT_INTERVAL,
+    NEW_TABLE_CONFIGURATION,
+    DataFile,
+    file_statistics,
+    new_table_actions,
+)
 from service.storage import Storage
 from transforms import schemas
 from transforms.dimension_history import HISTORIES, history_path, history_schema
@@ -74,17 +80,10 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 }
 
 
-T = TypeVar("T")
-CHECKPOINT_INTERVAL = 10
 # An append of at least this many rows writes its Parquet file with Polars and commits it
 # itself (Lake._own_write); a smaller one goes through delta-rs, whose kept handle needs no
 # reopening afterwards (a small run's S3 requests).
 OWN_WRITE_ROWS = 50_000
-NEW_TABLE_CONFIGURATION: dict[str, str | None] = {
-    "delta.checkpointInterval": str(CHECKPOINT_INTERVAL)
-}
-
-
 # Test-only fault injection (tests/service/test_crash_safety.py): the process stops itself with
 # SIGSTOP right before its first commit to the named table (after the data file is written), so
 # a test can pause a real run at the worst moment, let another run take over, and resume it.
@@ -97,80 +96,6 @@ def _fault_injection(name: str) -> None:
     if wanted and name == wanted and name not in _faults_done:
         _faults_done.add(name)
         os.kill(os.getpid(), signal.SIGSTOP)
-
-
-def file_statistics(frame: pl.DataFrame) -> dict[str, Any]:
-    """Delta file statistics (numRecords, min/max, null counts) for a data file we write
-    ourselves. Min/max only for integer and date columns, exact in any reader's format; other
-    columns have none, which only means a reader cannot skip files on them."""
-    stats: dict[str, Any] = {
-        "numRecords": frame.height,
-        "minValues": {},
-        "maxValues": {},
-        "nullCount": {c: int(frame[c].null_count()) for c in frame.columns},
-    }
-    for column, dtype in frame.schema.items():
-        values = frame[column].drop_nulls()
-        if values.is_empty() or not (dtype.is_integer() or dtype == pl.Date):
-            continue
-        low, high = values.min(), values.max()
-        if dtype == pl.Date:
-            low, high = str(low), str(high)
-        stats["minValues"][column] = low
-        stats["maxValues"][column] = high
-    return stats
-
-
-@dataclass(frozen=True)
-class DataFile:
-    """A Parquet data file written under a table, ready for its `add` action."""
-
-    path: str  # relative to the table
-    size: int
-    rows: int
-    stats: dict[str, Any]
-
-
-def _new_table_actions(schema: dict[str, pl.DataType]) -> list[dict[str, Any]]:
-    """The protocol and metaData actions delta-rs writes when it creates a table of `schema`
-    (with NEW_TABLE_CONFIGURATION): taken from a table it creates in a scratch folder, so the
-    schema's Delta types and the protocol's features are delta-rs's own."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="totesys-schema-") as scratch:
-        write_deltalake(
-            scratch,
-            pl.DataFrame(schema=schema),
-            mode="append",
-            configuration=NEW_TABLE_CONFIGURATION,
-        )
-        first = os.path.join(scratch, "_delta_log", f"{0:020d}.json")
-        with open(first, encoding="utf-8") as log_entry:
-            actions = [json.loads(line) for line in log_entry if line.strip()]
-    out = [a for a in actions if "protocol" in a or "metaData" in a]
-    for action in out:
-        if "metaData" in action:
-            action["metaData"]["id"] = str(uuid.uuid4())
-            action["metaData"]["createdTime"] = int(time.time() * 1000)
-    return out
-
-
-COMMIT_THREADS = 4
-
-
-def in_parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
-    """Independent commits (to different tables, within one step of a batch's commit order) run
-    at once: each is a few round trips on S3 and a few milliseconds of delta-rs locally, and a
-    baseline's dimension step writes eight tables. Results in the order of `calls`; the first
-    failure is raised once every call has finished, so no commit of the step is still running
-    when the next step starts. A crash leaves some of the step's tables committed and not
-    others, as a crash between two of them always could."""
-    if len(calls) < 2:
-        return [call() for call in calls]
-    with ThreadPoolExecutor(min(COMMIT_THREADS, len(calls)), "totesys-commit") as pool:
-        futures = [pool.submit(call) for call in calls]
-        wait(futures)
-    return [future.result() for future in futures]
 
 
 class UnknownTable(KeyError):
@@ -465,7 +390,7 @@ class Lake:
             commit_info["totesys.run_id"] = run_id
         actions: list[dict[str, Any]] = [{"commitInfo": commit_info}]
         if version is None:
-            actions += _new_table_actions(schema or TABLE_SCHEMAS[name])
+            actions += new_table_actions(schema or TABLE_SCHEMAS[name])
         actions += [
             {
                 "add": {

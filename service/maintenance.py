@@ -29,7 +29,8 @@ from typing import Any
 
 from deltalake import CommitProperties, DeltaTable, WriterProperties
 
-from service.lake import ALL_PATHS, CHECKPOINT_INTERVAL, Lake
+from service.data_files import CHECKPOINT_INTERVAL
+from service.lake import ALL_PATHS, Lake
 from service.lease import Lease
 from service.settings import RETENTION_DAYS_MAX
 from transforms.facts import FACTS

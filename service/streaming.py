@@ -33,9 +33,10 @@ import polars as pl
 
 from service.batch import BatchTail, finish_batch
 from service.context import RunContext
+from service.data_files import DataFile
 from service.fact_index import BUCKET_IDS, FactIndex, bucket_of
 from service.fact_store import FactStore, deletion_skipped
-from service.lake import ALL_PATHS, DataFile
+from service.lake import ALL_PATHS
 from service.outcomes import RunSummary, file_outcome
 from service.pieces import (
     NotStreamable,
