@@ -14,6 +14,7 @@ a cut inside a string) raises NotStreamable, and is parsed whole.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import polars as pl
 
@@ -21,6 +22,7 @@ from service.storage import Storage
 from transforms import chunks
 from transforms.parse import (
     JSON_FIELD,
+    RECORD_NUMBER,
     REJECT_COUNTS,
     ParsedFile,
     ParseLimits,
@@ -88,7 +90,7 @@ class Problems:
             else pl.DataFrame(schema=REJECT_COUNTS)
         )
         return ParsedFile(
-            rows=pl.DataFrame(schema=SOURCE_TABLES[table].columns),
+            rows=pl.DataFrame(schema={**SOURCE_TABLES[table].columns, RECORD_NUMBER: pl.Int64()}),
             rejects=rejects,
             records_read=records,
             records_rejected=self.records_rejected,
@@ -103,7 +105,7 @@ def _in_file(rejects: pl.DataFrame, records_before: int, piece: chunks.Piece) ->
         for reason, field in zip(rejects["reason"], rejects["field"], strict=True)
     ]
     return rejects.with_columns(
-        pl.col("record_number") + records_before, pl.Series("reason", reasons, dtype=pl.String())
+        pl.col(RECORD_NUMBER) + records_before, pl.Series("reason", reasons, dtype=pl.String())
     )
 
 
@@ -149,16 +151,9 @@ def parse_in_pieces(
     for piece, result in parsed:
         problems.add(result, records, piece)
         if result.rows.height:
-            rows.append(result.rows.with_columns(pl.col("record_number") + records))
+            rows.append(result.rows.with_columns(pl.col(RECORD_NUMBER) + records))
         records += result.records_read
     if records and not rows and problems.details:
         raise NotStreamable("no record of the file reads")  # the parser says so for the file
     counted = problems.parsed_file(table, records)
-    empty = pl.DataFrame(schema={**SOURCE_TABLES[table].columns, "record_number": pl.Int64()})
-    return ParsedFile(
-        rows=pl.concat(rows) if rows else empty,
-        rejects=counted.rejects,
-        records_read=records,
-        records_rejected=counted.records_rejected,
-        reject_counts=counted.reject_counts,
-    )
+    return replace(counted, rows=pl.concat(rows)) if rows else counted
