@@ -9,13 +9,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+from bench.timed import timed_json
 
 ROOT = Path(__file__).resolve().parent.parent
 DLT_VENV = ROOT / ".venv-dlt"
@@ -50,17 +50,5 @@ def dlt_python() -> tuple[Path | None, str]:
 def run_dlt(python: Path, ingestion: Path, out: Path) -> dict[str, Any]:
     """One dlt load of the ingestion tree's sales_order files into `out` (a fresh folder)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    t0 = time.perf_counter()
-    done = subprocess.run(
-        [str(python), str(ROOT / "bench" / "dlt_load.py"), str(ingestion), str(out)],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - t0
-    if done.returncode != 0:
-        raise RuntimeError(f"dlt load failed ({done.returncode})")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    result["wall_s"] = wall
-    return result
+    command = [str(python), str(ROOT / "bench" / "dlt_load.py"), str(ingestion), str(out)]
+    return timed_json(command, env, "dlt load")

@@ -26,7 +26,6 @@ import os
 import platform
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from statistics import median
 from typing import Any
 
 from bench import reference
+from bench.timed import timed_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -82,22 +82,8 @@ def precompile() -> None:
 def worker(task: str, args: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; adds the wall time seen from outside."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.worker", task, json.dumps(args)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=None,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench worker {task} failed ({proc.returncode})")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["wall_s"] = wall
-    return result
+    command = [sys.executable, "-m", "bench.worker", task, json.dumps(args)]
+    return timed_json(command, env, f"bench worker {task}", cwd=ROOT)
 
 
 def machine() -> dict[str, Any]:
