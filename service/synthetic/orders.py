@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from service.synthetic.encoding import Row
-from service.synthetic.randomness import rng, window_ms
+from service.synthetic.dimensions import ORDERS_FROM
+from service.synthetic.encoding import Row, ms
+from service.synthetic.randomness import random_int63, rng, window_ms
 
 BATCH_INTERVAL = timedelta(minutes=30)
 
@@ -125,6 +126,33 @@ class OrderKind(VersionedTable):
     @abstractmethod
     def new(self, source: random.Random, order_id: int, at_ms: int, b: int, i: int) -> Row:
         """The `i`th order created in batch `b`, at `at_ms`."""
+
+    def baseline_draws(
+        self,
+        source: random.Random,
+        n: int,
+        draws: int,
+        start_ms: int,
+        also_whole_second: pl.Expr | None = None,
+    ) -> pl.DataFrame:
+        """The baseline's orders 1..n before their columns: `draws` random columns r0, r1, ...,
+        the ids and the creation times (epoch ms), spread over the extract's span and sorted. A
+        few orders were created on a whole second (isoformat drops the fraction): r1 % 300 == 0,
+        and wherever `also_whole_second` holds."""
+        t0 = ms(ORDERS_FROM)
+        span = start_ms - 1000 - t0
+        r = {f"r{i}": random_int63(source, n) for i in range(draws)}
+        df = pl.DataFrame(r).with_columns(
+            pl.int_range(1, n + 1, dtype=pl.Int32).alias(self.id_column),
+            created_at=(pl.col("r0") % (span + 1)).sort() + t0,
+        )
+        whole = pl.col("r1") % 300 == 0
+        if also_whole_second is not None:
+            whole = whole | also_whole_second
+        created = pl.col("created_at")
+        return df.with_columns(
+            created_at=pl.when(whole).then(created - created % 1000).otherwise(created)
+        )
 
 
 class OrderBook:

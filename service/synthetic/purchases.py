@@ -15,10 +15,9 @@ from datetime import date, timedelta
 import polars as pl
 
 from service.synthetic import vocabulary as words
-from service.synthetic.dimensions import ORDERS_FROM
-from service.synthetic.encoding import MS_PER_DAY, Fmt, Row, dt, ms
+from service.synthetic.encoding import MS_PER_DAY, Fmt, Row, dt
 from service.synthetic.orders import OrderBook, OrderKind
-from service.synthetic.randomness import between, random_int63, rng
+from service.synthetic.randomness import between, rng
 
 # The real snapshot's sizes: purchase orders scale with sales orders in this proportion.
 REAL_SALES_ORDERS = 11_187
@@ -86,20 +85,8 @@ class PurchaseOrders(OrderKind):
 
     def baseline_frame(self, seed: int, n: int) -> pl.DataFrame:
         source = rng(seed, "purchase-baseline")
-        t0 = ms(ORDERS_FROM)
-        span = self.start_ms - 1000 - t0
-        r = {f"r{i}": random_int63(source, n) for i in range(11)}
-        df = pl.DataFrame(r).with_columns(
-            purchase_order_id=pl.int_range(1, n + 1, dtype=pl.Int32),
-            created_at=(pl.col("r0") % (span + 1)).sort() + t0,
-        )
+        df = self.baseline_draws(source, n, 11, self.start_ms)  # a few on a whole second ...
         created = pl.col("created_at")
-        # A few created on a whole second (isoformat drops the fraction) ...
-        df = df.with_columns(
-            created_at=pl.when(pl.col("r1") % 300 == 0)
-            .then(created - created % 1000)
-            .otherwise(created)
-        )
         # ... and a few in the same millisecond as the next sales order.
         sales_times = self.sales.base["created_at"].sort()
         if sales_times.len():

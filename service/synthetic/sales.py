@@ -8,10 +8,10 @@ from datetime import date, timedelta
 import polars as pl
 
 from service.synthetic import vocabulary as words
-from service.synthetic.dimensions import ORDERS_FROM, Dimensions
-from service.synthetic.encoding import MS_PER_DAY, Fmt, Row, dt, ms
+from service.synthetic.dimensions import Dimensions
+from service.synthetic.encoding import MS_PER_DAY, Fmt, Row, dt
 from service.synthetic.orders import OrderKind
-from service.synthetic.randomness import between, random_int63, rng
+from service.synthetic.randomness import between, rng
 
 BASELINE_FMT = Fmt("jsonl", "iso", "iso_us")
 # updated/sales_order of batch b uses BATCH_FMTS[b % 5].
@@ -61,20 +61,10 @@ class SalesOrders(OrderKind):
 
     def baseline_frame(self, seed: int, n: int) -> pl.DataFrame:
         source = rng(seed, "baseline-orders")
-        t0 = ms(ORDERS_FROM)
-        span = self.start_ms - 1000 - t0
-        r = {f"r{i}": random_int63(source, n) for i in range(13)}
-        df = pl.DataFrame(r).with_columns(
-            sales_order_id=pl.int_range(1, n + 1, dtype=pl.Int32),
-            created_at=(pl.col("r0") % (span + 1)).sort() + t0,
-        )
-        # A few orders created on a whole second (isoformat drops the fraction), always order 1.
+        # a few orders created on a whole second, always order 1
+        on_second = pl.col("sales_order_id") % 250 == 1
+        df = self.baseline_draws(source, n, 13, self.start_ms, also_whole_second=on_second)
         created = pl.col("created_at")
-        df = df.with_columns(
-            created_at=pl.when((pl.col("r1") % 300 == 0) | (pl.col("sales_order_id") % 250 == 1))
-            .then(created - created % 1000)
-            .otherwise(created)
-        )
         # ≈3% of the baseline's orders were already changed before the extract.
         df = df.with_columns(
             last_updated=pl.when(pl.col("r2") % 100 < 3)
